@@ -1,0 +1,32 @@
+"""Exceptions raised by gurobi-sparse-surrogate.
+
+Every error a user can trigger with bad input derives from :class:`SparseSurrogateError`
+and from the built-in exception that describes it best (``ValueError`` or ``TypeError``),
+so that ``except ValueError`` keeps working for callers that do not know this package.
+"""
+
+from __future__ import annotations
+
+
+class SparseSurrogateError(Exception):
+    """Base class of the errors raised by this package."""
+
+
+class UnsupportedNetworkError(SparseSurrogateError, TypeError):
+    """The network contains a layer or a structure that cannot be embedded."""
+
+
+class ShapeMismatchError(SparseSurrogateError, ValueError):
+    """Variables and network (or bounds) do not have conforming shapes."""
+
+
+class NonFiniteWeightError(SparseSurrogateError, ValueError):
+    """A weight or bias of the network is NaN or infinite."""
+
+
+class UnboundedInputError(SparseSurrogateError, ValueError):
+    """The formulation needs finite bounds that the input variables do not have."""
+
+
+class ModelTooLargeError(SparseSurrogateError, ValueError):
+    """The model would exceed the limits of the Gurobi licence in use."""
