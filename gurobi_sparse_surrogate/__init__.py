@@ -1,5 +1,6 @@
 """gurobi-sparse-surrogate: optimization over trained (and sparse) ReLU networks with Gurobi."""
 
+from .bounds import NetworkBounds, compute_bounds
 from .exceptions import (
     ModelTooLargeError,
     NonFiniteWeightError,
@@ -8,9 +9,21 @@ from .exceptions import (
     UnboundedInputError,
     UnsupportedNetworkError,
 )
+from .license import check_model_size, license_is_size_limited
+from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from .pruning import SparseSequential
+from .registration import register_with_gurobi_ml
+
+register_with_gurobi_ml()
 
 __all__ = [
+    "NetworkBounds",
+    "SparseSequentialConstr",
+    "add_sparse_predictor_constr",
+    "check_model_size",
+    "compute_bounds",
+    "license_is_size_limited",
+    "register_with_gurobi_ml",
     "ModelTooLargeError",
     "NonFiniteWeightError",
     "ShapeMismatchError",
