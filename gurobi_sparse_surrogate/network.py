@@ -188,9 +188,24 @@ def network_forward(network: nn.Module, inputs: np.ndarray) -> np.ndarray:
     return out.reshape(-1) if x.ndim == 1 else out
 
 
+def clone_network(network: nn.Module) -> nn.Module:
+    """A deep copy of ``network`` that also works for modules pruned with ``torch.nn.utils.prune``.
+
+    ``copy.deepcopy`` refuses such modules: the pruning hook caches the masked weight as a
+    non-leaf tensor attribute. That attribute is copied detached here (the hook recomputes it
+    at the next forward pass); parameters, buffers and hooks are deep-copied as usual.
+    """
+    memo: dict[int, object] = {}
+    for module in network.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(network, memo)
+
+
 def float64_copy(network: nn.Module) -> nn.Module:
     """A float64, CPU, evaluation-mode deep copy of ``network`` (prune hooks included)."""
-    model = copy.deepcopy(network).to(device="cpu", dtype=torch.float64)
+    model = clone_network(network).to(device="cpu", dtype=torch.float64)
     model.eval()
     return model
 

@@ -1,0 +1,72 @@
+"""Shared helpers for the tests: random (sparse, pruned) networks and quiet Gurobi models."""
+
+from __future__ import annotations
+
+import gurobipy as gp
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+
+def random_network(
+    seed: int,
+    n_in: int,
+    hidden: tuple[int, ...],
+    n_out: int,
+    density: float = 1.0,
+    masks: bool = False,
+    zero_rows: bool = False,
+    zero_cols: bool = False,
+    final_relu: bool = False,
+) -> nn.Sequential:
+    """A seeded ReLU MLP with a random sparsity pattern.
+
+    ``masks=True`` leaves the zeros as ``torch.nn.utils.prune`` masks (weight_orig and
+    weight_mask in place); otherwise they are written into the weights. ``zero_rows`` and
+    ``zero_cols`` force an all-zero row (a constant neuron) and an all-zero column (an unread
+    neuron) in every layer.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    sizes = (n_in, *hidden, n_out)
+    modules: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        linear = nn.Linear(a, b)
+        with torch.no_grad():
+            linear.weight.copy_(torch.randn(b, a, generator=gen) / np.sqrt(a))
+            linear.bias.copy_(torch.randn(b, generator=gen) * 0.3)
+        keep = rng.random((b, a)) < density
+        if zero_rows and b > 1:
+            keep[rng.integers(b)] = False
+        if zero_cols and a > 1:
+            keep[:, rng.integers(a)] = False
+        if masks:
+            prune.custom_from_mask(linear, "weight", torch.from_numpy(keep))
+        else:
+            with torch.no_grad():
+                linear.weight.mul_(torch.from_numpy(keep).float())
+        modules.append(linear)
+        if i < len(sizes) - 2 or final_relu:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules).eval()
+
+
+def forward64(network: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Independent float64 reference: torch forward pass on a float64 copy."""
+    from gurobi_sparse_surrogate.network import clone_network
+
+    net = clone_network(network).double().eval()
+    with torch.no_grad():
+        return net(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64)).numpy()
+
+
+@pytest.fixture
+def model():
+    """A quiet, single-threaded Gurobi model, disposed after the test."""
+    env = gp.Env(params={"OutputFlag": 0, "Threads": 1})
+    m = gp.Model(env=env)
+    yield m
+    m.dispose()
+    env.dispose()

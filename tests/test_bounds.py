@@ -1,0 +1,97 @@
+"""Interval bounds: soundness (random and adversarial points) and exactness where expected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_network
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gurobi_sparse_surrogate.bounds import NetworkBounds, compute_bounds
+from gurobi_sparse_surrogate.exceptions import ShapeMismatchError
+from gurobi_sparse_surrogate.network import extract_layers, layers_forward
+
+
+def corners_and_random(rng, lower, upper, n):
+    """Random points of the box, plus random vertices (where interval bounds are attained)."""
+    inside = lower + rng.random((n, lower.size)) * (upper - lower)
+    vertices = np.where(rng.random((n, lower.size)) < 0.5, lower, upper)
+    return np.vstack([inside, vertices])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_in=st.integers(1, 6),
+    hidden=st.lists(st.integers(1, 10), min_size=0, max_size=3),
+    density=st.floats(0.2, 1.0),
+    masks=st.booleans(),
+)
+def test_interval_bounds_contain_every_sampled_value(seed, n_in, hidden, density, masks):
+    net = random_network(
+        seed, n_in, tuple(hidden), 3, density, masks, zero_rows=True, zero_cols=True
+    )
+    layers = extract_layers(net)
+    rng = np.random.default_rng(seed)
+    lower = rng.uniform(-1, 0.5, n_in)
+    upper = lower + rng.uniform(0, 1.5, n_in)
+    bounds = compute_bounds(layers, lower, upper)
+    points = corners_and_random(rng, lower, upper, 1000)
+    for z, lo, hi in zip(layers_forward(layers, points), bounds.lower, bounds.upper, strict=True):
+        assert np.all(z >= lo - 1e-9) and np.all(z <= hi + 1e-9)
+
+
+def test_first_layer_interval_bounds_are_exact():
+    net = random_network(1, 4, (6,), 2)
+    layers = extract_layers(net)
+    lower, upper = np.zeros(4), np.ones(4)
+    bounds = compute_bounds(layers, lower, upper)
+    grid = np.array(np.meshgrid(*[[0.0, 1.0]] * 4)).reshape(4, -1).T
+    z = layers_forward(layers, grid)[0]
+    np.testing.assert_allclose(bounds.lower[0][0], z.min(axis=0))
+    np.testing.assert_allclose(bounds.upper[0][0], z.max(axis=0))
+
+
+def test_infinite_input_bound_read_by_zero_weight_stays_finite():
+    net = random_network(2, 3, (4,), 2)
+    with __import__("torch").no_grad():
+        net[0].weight[:, 2] = 0.0
+    layers = extract_layers(net)
+    bounds = compute_bounds(layers, [0, 0, -np.inf], [1, 1, np.inf])
+    assert np.isfinite(bounds.lower[0]).all() and np.isfinite(bounds.upper[0]).all()
+    bounds = compute_bounds(layers, [0, -np.inf, 0], [1, 1, 1])
+    assert not np.isnan(bounds.lower[0]).any()
+
+
+def test_batched_bounds_match_row_by_row():
+    layers = extract_layers(random_network(3, 3, (5, 4), 2))
+    rng = np.random.default_rng(0)
+    lo = rng.uniform(-1, 0, (4, 3))
+    hi = lo + rng.uniform(0, 1, (4, 3))
+    batched = compute_bounds(layers, lo, hi)
+    for s in range(4):
+        single = compute_bounds(layers, lo[s], hi[s])
+        for a, b in zip(batched.upper, single.upper, strict=True):
+            np.testing.assert_allclose(a[s], b[0])
+
+
+def test_report_counts_unstable_neurons():
+    layers = extract_layers(random_network(4, 3, (6,), 2))
+    bounds = compute_bounds(layers, -np.ones(3), np.ones(3))
+    unstable = np.count_nonzero((bounds.lower[0] < 0) & (bounds.upper[0] > 0))
+    assert bounds.report[0]["unstable"] == unstable and bounds.report[1]["unstable"] == 0
+    assert bounds.seconds >= 0
+
+
+def test_errors():
+    layers = extract_layers(random_network(0, 3, (4,), 2))
+    with pytest.raises(ValueError, match="unknown bounding method 'nope'"):
+        compute_bounds(layers, np.zeros(3), np.ones(3), method="nope")
+    with pytest.raises(ShapeMismatchError, match="3 inputs"):
+        compute_bounds(layers, np.zeros(2), np.ones(2))
+    with pytest.raises(ValueError, match="exceed upper"):
+        compute_bounds(layers, np.ones(3), np.zeros(3))
+    bad = NetworkBounds.from_arrays([np.zeros(4)], [np.ones(4)])
+    with pytest.raises(ShapeMismatchError, match="the network has 2"):
+        bad.check_shapes(layers, 1)

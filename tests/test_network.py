@@ -1,0 +1,102 @@
+"""Extraction of torch networks into sparse layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import forward64, random_network
+from torch import nn
+from torch.nn.utils import prune
+
+from gurobi_sparse_surrogate.exceptions import (
+    NonFiniteWeightError,
+    ShapeMismatchError,
+    UnsupportedNetworkError,
+)
+from gurobi_sparse_surrogate.network import extract_layers, layers_forward, network_forward
+
+
+def test_layers_reproduce_forward_pass_with_masks_in_place():
+    net = random_network(0, 5, (7, 6), 3, density=0.5, masks=True)
+    layers = extract_layers(net)
+    x = np.random.default_rng(1).random((20, 5))
+    z = layers_forward(layers, x)[-1]
+    np.testing.assert_allclose(z, forward64(net, x), rtol=1e-12, atol=1e-12)
+    assert [layer.relu for layer in layers] == [True, True, False]
+
+
+def test_masked_zeros_are_not_stored_and_module_untouched():
+    net = random_network(0, 6, (8,), 2, density=1.0)
+    prune.l1_unstructured(net[0], "weight", amount=0.75)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    # make the cached `weight` attribute stale: extraction must use weight_orig * weight_mask
+    with torch.no_grad():
+        net[0].weight_orig.mul_(2.0)
+    layers = extract_layers(net)
+    assert layers[0].weight.nnz == 12
+    expected = (net[0].weight_orig * net[0].weight_mask).detach().double().numpy()
+    np.testing.assert_array_equal(layers[0].weight.toarray(), expected)
+    assert hasattr(net[0], "weight_orig") and hasattr(net[0], "weight_mask")
+    assert set(net.state_dict()) == set(before)
+
+
+def test_weights_read_as_float64():
+    net = random_network(3, 4, (5,), 2).double()
+    layers = extract_layers(net)
+    assert layers[0].weight.dtype == np.float64
+    np.testing.assert_array_equal(layers[0].weight.toarray(), net[0].weight.detach().numpy())
+
+
+def test_no_op_modules_and_nested_sequential():
+    inner = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.5))
+    net = nn.Sequential(nn.Flatten(), inner, nn.Identity(), nn.Linear(4, 2)).eval()
+    layers = extract_layers(net)
+    assert len(layers) == 2 and layers[0].relu and not layers[1].relu
+    x = np.random.default_rng(0).random((4, 3))
+    np.testing.assert_allclose(network_forward(net, x), layers_forward(layers, x)[-1])
+
+
+def test_consecutive_linear_layers_are_kept_apart():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    layers = extract_layers(net)
+    assert [layer.relu for layer in layers] == [False, False]
+
+
+def test_network_forward_leaves_network_as_it_was():
+    net = random_network(0, 3, (4,), 2, masks=True).train()
+    network_forward(net, np.zeros(3))
+    assert net.training and net[0].weight_orig.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("net", "match"),
+    [
+        (
+            nn.Sequential(nn.Linear(3, 4), nn.Sigmoid()),
+            r"Sigmoid.*supported modules are: Linear, ReLU",
+        ),
+        (nn.Sequential(nn.ReLU(), nn.Linear(3, 4)), "ReLU before the first Linear"),
+        (nn.Sequential(nn.ReLU()), "ReLU before"),
+        (nn.Sequential(nn.Identity()), "no nn.Linear"),
+        (nn.Linear(3, 4), "expected a torch.nn.Sequential"),
+        (nn.Sequential(nn.Linear(3, 4), nn.Conv1d(1, 1, 1)), "Conv1d"),
+    ],
+)
+def test_unsupported_networks_are_named(net, match):
+    with pytest.raises(UnsupportedNetworkError, match=match):
+        extract_layers(net)
+
+
+def test_shape_mismatch_between_layers():
+    with pytest.raises(ShapeMismatchError, match="expects 5 inputs"):
+        extract_layers(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2)))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights(value):
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        net[2].bias[1] = value
+    with pytest.raises(NonFiniteWeightError, match="layer 1"):
+        extract_layers(net)
