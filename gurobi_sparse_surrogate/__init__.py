@@ -11,12 +11,18 @@ from .exceptions import (
 )
 from .license import check_model_size, license_is_size_limited
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from .pruning import SparseSequential
+from .pruning import PruningReport, SparseSequential, prune_network, pruning_report
 from .registration import register_with_gurobi_ml
+from .surrogate import SurrogateSwap, SwapResult
 
 register_with_gurobi_ml()
 
 __all__ = [
+    "PruningReport",
+    "SurrogateSwap",
+    "SwapResult",
+    "prune_network",
+    "pruning_report",
     "NetworkBounds",
     "SparseSequentialConstr",
     "add_sparse_predictor_constr",

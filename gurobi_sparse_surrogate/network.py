@@ -194,6 +194,17 @@ def clone_network(network: nn.Module) -> nn.Module:
     ``copy.deepcopy`` refuses such modules: the pruning hook caches the masked weight as a
     non-leaf tensor attribute. That attribute is copied detached here (the hook recomputes it
     at the next forward pass); parameters, buffers and hooks are deep-copied as usual.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.nn.utils import prune
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    >>> _ = prune.l1_unstructured(net[0], "weight", amount=2)
+    >>> _ = net(torch.ones(1, 3)).sum().backward()
+    >>> copy = clone_network(net)
+    >>> bool((copy[0].weight == net[0].weight).all())
+    True
     """
     memo: dict[int, object] = {}
     for module in network.modules():

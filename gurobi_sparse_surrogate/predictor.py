@@ -76,6 +76,14 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         self.predictor = predictor
         self.layers = extract_layers(predictor)
         self.relu_formulation = relu_formulation
+        #: what rebuilding this embedding takes (used by SurrogateSwap to restore it)
+        self._rebuild_options = {
+            "relu_formulation": relu_formulation,
+            "bounds": bounds,
+            "domain": domain,
+            "check_size": check_size,
+            "bound_options": bound_options,
+        }
         self._bounds_option = bounds
         self._domain = domain
         self._check_size = check_size

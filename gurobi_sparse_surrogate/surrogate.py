@@ -1,0 +1,707 @@
+"""Solve a user's model through a pruned surrogate of an embedded network, judged on the dense one.
+
+:class:`SurrogateSwap` takes a Gurobi model in which a dense network is embedded (by
+gurobi-ml's ``add_predictor_constr`` or by this package) and
+
+1. swaps the dense embedding for a sparse embedding of a pruned surrogate, keeping the
+   user's input and output variables and everything else in the model;
+2. solves with a callback that re-scores every incumbent on the dense network: the user's
+   objective with the dense outputs put in place of the surrogate's, and whether the user's
+   other linear constraints and the output variables' own bounds still hold with them;
+3. repairs incumbents that the dense outputs make infeasible, by fixing the inputs, putting
+   the dense outputs in and re-solving the rest of the model without any network;
+4. falls back to the dense model with the best dense-valid solution as a complete MIP start,
+   so the result is never worse than the surrogate's and can still be proved optimal;
+5. restores the dense embedding when the ``with`` block is left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gurobipy as gp
+import numpy as np
+import scipy.sparse as sp
+from gurobipy import GRB
+from torch import nn
+
+from .network import extract_layers, float64_copy
+from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
+
+Validity = Callable[[np.ndarray, np.ndarray], bool]
+
+STATUS_OPTIMAL = "optimal"
+STATUS_FEASIBLE = "feasible"
+STATUS_INFEASIBLE = "infeasible"
+STATUS_NO_SOLUTION = "no_solution"
+
+
+@dataclass
+class Incumbent:
+    """One solution found during the solve, judged on the dense network."""
+
+    time: float
+    phase: str
+    surrogate_objective: float | None
+    dense_objective: float | None
+    feasible: bool
+    valid: bool
+    repaired: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a plain dict."""
+        return dict(vars(self))
+
+
+@dataclass
+class SwapResult:
+    """The outcome of :meth:`SurrogateSwap.optimize`, judged on the dense network.
+
+    Attributes
+    ----------
+    status : str
+        ``"optimal"`` (proved on the dense model), ``"feasible"`` (a dense-valid solution,
+        not proved optimal), ``"infeasible"`` (the dense model was proved infeasible) or
+        ``"no_solution"``.
+    objective : float or None
+        The user's objective at the best dense-valid solution, with the dense outputs.
+    bound : float or None
+        The best proven bound of the dense model (only after a dense phase).
+    time_to_first_valid : float or None
+        Seconds from the start of :meth:`~SurrogateSwap.optimize` to the first dense-valid
+        solution, plus the time spent pruning surrogates beforehand.
+    runtime : float
+        Total seconds of :meth:`~SurrogateSwap.optimize` (pruning before it not included).
+    pruning_seconds : float
+        Seconds spent pruning (and finetuning) the surrogates.
+    phases : list of dict
+        One entry per phase: ``name``, ``seconds``, ``gurobi_status``, ``incumbents``,
+        ``valid``.
+    history : list of Incumbent
+        Every incumbent in the order found.
+    inputs, dense_outputs : numpy.ndarray or None
+        The network's inputs at the best solution and the dense network's outputs there.
+    """
+
+    status: str
+    objective: float | None
+    bound: float | None
+    time_to_first_valid: float | None
+    runtime: float
+    pruning_seconds: float
+    phases: list[dict] = field(default_factory=list)
+    history: list[Incumbent] = field(default_factory=list)
+    inputs: np.ndarray | None = None
+    dense_outputs: np.ndarray | None = None
+    _solution: dict[gp.Var, float] = field(default_factory=dict, repr=False)
+
+    def value(self, variables: gp.Var | gp.MVar | Sequence[gp.Var]) -> float | np.ndarray:
+        """Values of the user's variables at the best dense-valid solution.
+
+        Network outputs get the dense network's values.
+
+        Raises
+        ------
+        LookupError
+            When there is no solution or the variable is not one of the model's own.
+        """
+        if not self._solution:
+            raise LookupError(f"no dense-valid solution was found (status {self.status!r})")
+        if isinstance(variables, gp.Var):
+            return self._lookup(variables)
+        if isinstance(variables, gp.MVar):
+            flat = [self._lookup(v) for v in variables.reshape(-1).tolist()]
+            return np.array(flat).reshape(variables.shape)
+        return np.array([self._lookup(v) for v in variables])
+
+    def _lookup(self, var: gp.Var) -> float:
+        try:
+            return self._solution[var]
+        except KeyError:
+            raise LookupError(
+                f"variable {var} is not a variable of the user's model (the network's internal "
+                "variables are not reported)"
+            ) from None
+
+
+class _Judge:
+    """Re-scores incumbents of the current model on the dense network."""
+
+    def __init__(self, swap: SurrogateSwap, embedding: Any = None):
+        m = swap.model
+        m.update()
+        self.vars = m.getVars()
+        index = {v: i for i, v in enumerate(self.vars)}
+        embedding_constrs = [] if embedding is None else embedding.constrs
+        internal = set() if embedding is None else set(embedding.vars)
+        internal -= set(swap.outputs.reshape(-1).tolist())
+        #: which of ``vars`` are the user's (not the embedding's internal variables)
+        self.user = np.array([v not in internal for v in self.vars], dtype=bool)
+        self.input_idx = np.array([index[v] for v in swap.inputs.reshape(-1).tolist()])
+        self.output_idx = np.array([index[v] for v in swap.outputs.reshape(-1).tolist()])
+        self.sense = m.ModelSense
+        self.objective = _objective_evaluator(m, index)
+        skip = {c.index for c in embedding_constrs}
+        rows = np.array([i for i in range(m.NumConstrs) if i not in skip], dtype=int)
+        matrix = m.getA().tocsr()
+        self.rows = sp.csr_array(matrix[rows]) if rows.size else None
+        if self.rows is not None:
+            constrs = m.getConstrs()
+            self.rhs = np.array(m.getAttr("RHS", [constrs[i] for i in rows]))
+            self.senses = np.array(m.getAttr("Sense", [constrs[i] for i in rows]))
+            # only rows that read an output can change when the outputs change
+            reads = np.diff(sp.csr_array(self.rows[:, self.output_idx]).indptr) > 0
+            self.rows, self.rhs, self.senses = self.rows[reads], self.rhs[reads], self.senses[reads]
+        lb = np.array(m.getAttr("LB", [self.vars[i] for i in self.output_idx]))
+        ub = np.array(m.getAttr("UB", [self.vars[i] for i in self.output_idx]))
+        self.output_lb, self.output_ub = lb, ub
+        self.swap = swap
+
+    def judge(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, bool, bool]:
+        """Dense outputs, the solution with them in, its objective, feasibility and validity."""
+        swap = self.swap
+        x = values[self.input_idx].reshape(swap.inputs.shape)
+        dense = swap.dense_forward(x)
+        values = values.copy()
+        values[self.output_idx] = dense.reshape(-1)
+        objective = self.objective(values)
+        feasible = self._feasible(values, dense.reshape(-1))
+        valid = feasible and (swap.valid is None or bool(swap.valid(x, dense)))
+        return dense, values, objective, feasible, valid
+
+    def _feasible(self, values: np.ndarray, outputs: np.ndarray) -> bool:
+        tol = self.swap.tolerance
+        if np.any(outputs < self.output_lb - tol) or np.any(outputs > self.output_ub + tol):
+            return False
+        if self.rows is None or self.rows.shape[0] == 0:
+            return True
+        activity = self.rows @ values
+        slack = tol * (1.0 + np.abs(self.rhs))
+        ok = np.where(
+            self.senses == "<",
+            activity <= self.rhs + slack,
+            np.where(
+                self.senses == ">",
+                activity >= self.rhs - slack,
+                np.abs(activity - self.rhs) <= slack,
+            ),
+        )
+        return bool(ok.all())
+
+    def better(self, a: float, b: float | None) -> bool:
+        """Whether objective ``a`` is strictly better than ``b``."""
+        if b is None:
+            return True
+        return (
+            a < b - 1e-9 * (1 + abs(b))
+            if self.sense == GRB.MINIMIZE
+            else a > b + 1e-9 * (1 + abs(b))
+        )
+
+
+def _objective_evaluator(
+    model: gp.Model, index: dict[gp.Var, int]
+) -> Callable[[np.ndarray], float]:
+    """A function of the full value vector that evaluates the model's (linear or quadratic) objective."""
+    expr = model.getObjective()
+    linear = expr.getLinExpr() if isinstance(expr, gp.QuadExpr) else expr
+    lin_idx = np.array([index[linear.getVar(i)] for i in range(linear.size())], dtype=int)
+    lin_coef = np.array([linear.getCoeff(i) for i in range(linear.size())])
+    constant = linear.getConstant()
+    if isinstance(expr, gp.QuadExpr) and expr.size():
+        q1 = np.array([index[expr.getVar1(i)] for i in range(expr.size())], dtype=int)
+        q2 = np.array([index[expr.getVar2(i)] for i in range(expr.size())], dtype=int)
+        qc = np.array([expr.getCoeff(i) for i in range(expr.size())])
+    else:
+        q1 = q2 = np.zeros(0, dtype=int)
+        qc = np.zeros(0)
+
+    def evaluate(values: np.ndarray) -> float:
+        return float(constant + lin_coef @ values[lin_idx] + qc @ (values[q1] * values[q2]))
+
+    return evaluate
+
+
+class SurrogateSwap:
+    """Swap a dense network embedding for a pruned surrogate inside any Gurobi model.
+
+    Parameters
+    ----------
+    gp_model : gurobipy.Model
+        The user's model.
+    predictor_constr : gurobi-ml predictor constraint
+        The dense network's embedding in ``gp_model`` (from ``gurobi_ml.add_predictor_constr``
+        or :func:`~gurobi_sparse_surrogate.add_sparse_predictor_constr`); its ``predictor``
+        attribute is the dense network.
+    surrogate : float, torch.nn.Sequential, or a sequence of them
+        A sparsity (the dense network is pruned with
+        :func:`~gurobi_sparse_surrogate.prune_network`), a pruned network, or a schedule of
+        them tried in turn (for example ``[0.9, 0.8, 0.5]``) before the dense fallback.
+    prune_options : dict, optional
+        Keyword arguments of ``prune_network`` for surrogates given as a sparsity.
+    embed_options : dict, optional
+        Keyword arguments of ``add_sparse_predictor_constr`` for the surrogate (such as
+        ``relu_formulation``, ``bounds`` or ``domain``).
+    valid : callable, optional
+        ``valid(inputs, dense_outputs) -> bool``: an extra condition for a solution to count
+        as valid (for example "the dense network misclassifies"); arrays have shapes
+        ``(k, n_in)`` and ``(k, n_out)``.
+    tolerance : float
+        Feasibility tolerance for re-checking the user's constraints with the dense outputs.
+
+    Examples
+    --------
+    >>> with SurrogateSwap(m, pc, surrogate=0.8) as swap:     # doctest: +SKIP
+    ...     result = swap.optimize(time_limit=60)
+    >>> result.status, result.objective, result.value(x)      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        gp_model: gp.Model,
+        predictor_constr: Any,
+        surrogate: float | nn.Module | Sequence[float | nn.Module] = 0.8,
+        *,
+        prune_options: dict | None = None,
+        embed_options: dict | None = None,
+        valid: Validity | None = None,
+        tolerance: float = 1e-5,
+    ) -> None:
+        dense = getattr(predictor_constr, "predictor", None)
+        if not isinstance(dense, nn.Sequential):
+            raise TypeError(
+                "predictor_constr must be the embedding of a torch nn.Sequential (from "
+                "gurobi_ml.add_predictor_constr or add_sparse_predictor_constr), got "
+                f"{type(predictor_constr).__name__}"
+            )
+        self.model = gp_model
+        self.dense_constr = predictor_constr
+        self.dense_network = dense
+        self.inputs: gp.MVar = predictor_constr.input
+        self.outputs: gp.MVar = predictor_constr.output
+        self.valid = valid
+        self.tolerance = tolerance
+        self.embed_options = dict(embed_options or {})
+        self._dense64 = float64_copy(dense)
+        n_in, n_out = self.inputs.shape[-1], self.outputs.shape[-1]
+        schedule = list(surrogate) if isinstance(surrogate, (list, tuple)) else [surrogate]
+        if not schedule:
+            raise ValueError("surrogate schedule is empty")
+        self.pruning_seconds = 0.0
+        self.surrogates: list[nn.Module] = []
+        for item in schedule:
+            start = time.perf_counter()
+            net = self._make_surrogate(item, dict(prune_options or {}))
+            self.pruning_seconds += time.perf_counter() - start
+            layers = extract_layers(net)
+            if layers[0].n_in != n_in or layers[-1].n_out != n_out:
+                raise ValueError(
+                    f"the surrogate maps {layers[0].n_in} inputs to {layers[-1].n_out} outputs; "
+                    f"the dense network maps {n_in} to {n_out}"
+                )
+            self.surrogates.append(net)
+        self._surrogate_constr: SparseSequentialConstr | None = None
+        self._dense_installed = True
+        self._dense_kwargs = dict(getattr(predictor_constr, "_rebuild_options", {}))
+        self._output_bounds: tuple[np.ndarray, np.ndarray] | None = None
+        self._outputs_created = False
+
+    def _make_surrogate(self, item: Any, prune_options: dict) -> nn.Module:
+        if isinstance(item, nn.Module):
+            return item
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            from .pruning import prune_network
+
+            return prune_network(self.dense_network, float(item), **prune_options)
+        raise TypeError(
+            f"a surrogate must be a sparsity in [0, 1) or a torch network, got {item!r}"
+        )
+
+    # -- context manager ---------------------------------------------------------------------
+
+    def __enter__(self) -> SurrogateSwap:
+        self.install_surrogate(0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    # -- swapping ------------------------------------------------------------------------------
+
+    def dense_forward(self, inputs: np.ndarray) -> np.ndarray:
+        """The dense network's outputs (float64) for ``(k, n_in)`` inputs."""
+        import torch
+
+        with torch.no_grad():
+            return self._dense64(torch.from_numpy(np.asarray(inputs, dtype=np.float64))).numpy()
+
+    def _remove_dense(self) -> None:
+        if not self._dense_installed:
+            return
+        m, pc = self.model, self.dense_constr
+        m.update()
+        outputs = set(self.outputs.reshape(-1).tolist())
+        keep = outputs | set(self.inputs.reshape(-1).tolist())
+        added = pc.vars
+        self._outputs_created = any(v in outputs for v in added)
+        lb = np.asarray(self.outputs.LB).copy()
+        ub = np.asarray(self.outputs.UB).copy()
+        self._output_bounds = (lb, ub)
+        m.remove([c for c in pc.constrs])
+        m.remove(list(pc.genconstrs))
+        m.remove(list(pc.qconstrs))
+        m.remove(list(pc.sos))
+        m.remove([v for v in added if v not in keep])
+        if self._outputs_created:
+            # the dense embedding's own output bounds are not the surrogate's
+            self.outputs.LB = -GRB.INFINITY
+            self.outputs.UB = GRB.INFINITY
+        m.update()
+        self._dense_installed = False
+
+    def _install_dense(self) -> None:
+        if self._dense_installed:
+            return
+        m, pc = self.model, self.dense_constr
+        if self._output_bounds is not None:
+            self.outputs.LB, self.outputs.UB = self._output_bounds
+        m.update()
+        rebuilt = type(pc)(m, self.dense_network, self.inputs, self.outputs, **self._dense_kwargs)
+        # the user's handle stays valid: it now describes the rebuilt embedding
+        pc.__dict__.update(rebuilt.__dict__)
+        m.update()
+        self._dense_installed = True
+
+    def install_surrogate(self, index: int = 0) -> SparseSequentialConstr:
+        """Put surrogate ``index`` of the schedule in place of the current embedding."""
+        self._remove_surrogate()
+        self._remove_dense()
+        self._surrogate_constr = add_sparse_predictor_constr(
+            self.model, self.surrogates[index], self.inputs, self.outputs, **self.embed_options
+        )
+        return self._surrogate_constr
+
+    def _remove_surrogate(self) -> None:
+        if self._surrogate_constr is not None:
+            self._surrogate_constr.remove()
+            self._surrogate_constr = None
+            self.model.update()
+
+    def restore(self) -> None:
+        """Remove the surrogate and put the dense embedding back (as on leaving the block)."""
+        self._remove_surrogate()
+        self._install_dense()
+
+    def _surrogate_vars(self) -> list[gp.Var]:
+        constr = self._surrogate_constr
+        if constr is None:
+            return []
+        outputs = set(self.outputs.reshape(-1).tolist())
+        return [v for v in constr.vars if v not in outputs]
+
+    @property
+    def surrogate_constr(self) -> SparseSequentialConstr | None:
+        """The surrogate's embedding while it is in the model."""
+        return self._surrogate_constr
+
+    # -- solving -------------------------------------------------------------------------------
+
+    def optimize(
+        self,
+        time_limit: float | None = None,
+        *,
+        fallback: bool = True,
+        surrogate_share: float = 0.5,
+        stop_at_first_valid: bool = False,
+        max_repairs: int = 3,
+        params: dict | None = None,
+    ) -> SwapResult:
+        """Solve through the surrogate(s), judge on the dense network, fall back to it.
+
+        Parameters
+        ----------
+        time_limit : float, optional
+            Seconds for the whole solve (surrogate phases, repairs and fallback).
+        fallback : bool
+            Continue on the dense model after the surrogate phases, with the best dense-valid
+            solution as a complete MIP start.
+        surrogate_share : float
+            Share of ``time_limit`` given to the surrogate phases when ``fallback`` is on (the
+            schedule's surrogates split it evenly); a surrogate phase that is solved ends
+            early and passes its time on.
+        stop_at_first_valid : bool
+            Stop as soon as one dense-valid solution is known (the paper's question for
+            adversarial search).
+        max_repairs : int
+            How many dense-infeasible incumbents (best surrogate objective first) are repaired
+            after each surrogate phase.
+        params : dict, optional
+            Gurobi parameters for the solves (restored afterwards).
+
+        Returns
+        -------
+        SwapResult
+        """
+        if time_limit is not None and not (time_limit > 0):
+            raise ValueError(f"time_limit must be positive, got {time_limit}")
+        if not 0 < surrogate_share <= 1:
+            raise ValueError(f"surrogate_share must be in (0, 1], got {surrogate_share}")
+        self.model.update()
+        internal = set(self._surrogate_vars())
+        user_vars = [v for v in self.model.getVars() if v not in internal]
+        user_start = self.model.getAttr("Start", user_vars)
+        start = time.perf_counter()
+        state = _SolveState(self, start, time_limit, stop_at_first_valid)
+        saved = {name: self.model.getParamInfo(name)[2] for name in ["TimeLimit", *(params or {})]}
+        try:
+            for name, value in (params or {}).items():
+                self.model.setParam(name, value)
+            surrogate_budget = (
+                None if time_limit is None else time_limit * (surrogate_share if fallback else 1.0)
+            )
+            for i in range(len(self.surrogates)):
+                if state.done():
+                    break
+                phases_left = len(self.surrogates) - i
+                budget = None
+                if surrogate_budget is not None:
+                    used = time.perf_counter() - start
+                    budget = max(surrogate_budget - used, 0.0) / phases_left
+                    if budget <= 0:
+                        break
+                self.install_surrogate(i)
+                state.run_phase(f"surrogate {i}", budget, self._surrogate_constr)
+                self._remove_surrogate()
+                state.repair(max_repairs)
+            if fallback and not state.done():
+                self._install_dense()
+                state.run_dense_phase()
+        finally:
+            for name, value in saved.items():
+                self.model.setParam(name, value)
+            self.install_surrogate(0)
+            self.model.setAttr("Start", user_vars, user_start)
+            self.model.update()
+        return state.result()
+
+
+class _SolveState:
+    """Book-keeping of one :meth:`SurrogateSwap.optimize` call."""
+
+    def __init__(self, swap: SurrogateSwap, start: float, time_limit: float | None, stop: bool):
+        self.swap = swap
+        self.start = start
+        self.time_limit = time_limit
+        self.stop = stop
+        self.history: list[Incumbent] = []
+        self.phases: list[dict] = []
+        self.best: dict | None = None  # objective, solution, inputs, dense
+        self.first_valid: float | None = None
+        self.pending: list[tuple[float, np.ndarray, float]] = []  # repair candidates
+        self.final_status: str | None = None
+        self.bound: float | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float | None:
+        return None if self.time_limit is None else max(self.time_limit - self.elapsed(), 0.0)
+
+    def done(self) -> bool:
+        if self.stop and self.best is not None:
+            return True
+        remaining = self.remaining()
+        return remaining is not None and remaining <= 0.0
+
+    def _record(self, judge: _Judge, values: np.ndarray, phase: str, surrogate_obj, repaired=False):
+        dense, with_dense, objective, feasible, valid = judge.judge(values)
+        now = self.elapsed()
+        self.history.append(
+            Incumbent(
+                now,
+                phase,
+                surrogate_obj,
+                objective if feasible else None,
+                feasible,
+                valid,
+                repaired,
+            )
+        )
+        if valid and (self.best is None or judge.better(objective, self.best["objective"])):
+            if self.first_valid is None:
+                self.first_valid = now
+            x = with_dense[judge.input_idx].reshape(self.swap.inputs.shape)
+            user = {
+                v: float(value)
+                for v, value, keep in zip(judge.vars, with_dense, judge.user, strict=True)
+                if keep
+            }
+            self.best = {"objective": objective, "solution": user, "inputs": x, "dense": dense}
+        return feasible, valid
+
+    def run_phase(self, name: str, budget: float | None, embedding: Any) -> None:
+        m = self.swap.model
+        judge = _Judge(self.swap, embedding)
+        limit = self._limit(budget)
+        m.setParam("TimeLimit", limit)
+        self._start_from_best(judge)
+        phase_start = self.elapsed()
+        candidates: list[tuple[float, np.ndarray, float]] = []
+
+        def callback(model, where):
+            if where != GRB.Callback.MIPSOL:
+                return
+            values = np.array(model.cbGetSolution(judge.vars))
+            objective = model.cbGet(GRB.Callback.MIPSOL_OBJ)
+            feasible, valid = self._record(judge, values, name, objective)
+            if not feasible:
+                candidates.append((objective, values, self.elapsed()))
+            if valid and self.stop:
+                model.terminate()
+
+        m.optimize(callback)
+        found = [h for h in self.history if h.phase == name]
+        self.phases.append(
+            {
+                "name": name,
+                "seconds": self.elapsed() - phase_start,
+                "gurobi_status": m.Status,
+                "incumbents": len(found),
+                "valid": sum(h.valid for h in found),
+            }
+        )
+        sign = 1.0 if judge.sense == GRB.MINIMIZE else -1.0
+        candidates.sort(key=lambda c: sign * c[0])
+        self.pending = candidates
+        self._judge_vars = judge
+
+    def repair(self, max_repairs: int) -> None:
+        """Fix inputs and dense outputs of infeasible incumbents; re-solve the rest (no network)."""
+        if not self.pending or max_repairs <= 0:
+            return
+        swap, m = self.swap, self.swap.model
+        judge = _Judge(swap)
+        x_vars, y_vars = swap.inputs.reshape(-1), swap.outputs.reshape(-1)
+        saved = [np.asarray(v.LB).copy() for v in (x_vars, y_vars)] + [
+            np.asarray(v.UB).copy() for v in (x_vars, y_vars)
+        ]
+        seen: set[bytes] = set()
+        try:
+            for objective, values, _ in self.pending:
+                if len(seen) >= max_repairs or self.done():
+                    break
+                old = self._judge_vars
+                x = values[old.input_idx]
+                key = np.round(x, 9).tobytes()
+                if key in seen:
+                    continue
+                seen.add(key)
+                dense = swap.dense_forward(x.reshape(swap.inputs.shape)).reshape(-1)
+                x_vars.LB = x_vars.UB = x
+                y_vars.LB = y_vars.UB = dense
+                m.setParam("TimeLimit", self._limit(None))
+                m.optimize()
+                if m.SolCount > 0:
+                    self._record(
+                        judge, np.array(m.getAttr("X", judge.vars)), "repair", objective, True
+                    )
+        finally:
+            x_vars.LB, y_vars.LB, x_vars.UB, y_vars.UB = saved
+            m.update()
+        self.pending = []
+
+    def run_dense_phase(self) -> None:
+        m = self.swap.model
+        judge = _Judge(self.swap, self.swap.dense_constr)
+        self._start_from_best(judge, complete=True)
+        m.setParam("TimeLimit", self._limit(None))
+        phase_start = self.elapsed()
+
+        def callback(model, where):
+            if where == GRB.Callback.MIPSOL:
+                values = np.array(model.cbGetSolution(judge.vars))
+                _, valid = self._record(
+                    judge, values, "dense", model.cbGet(GRB.Callback.MIPSOL_OBJ)
+                )
+                if valid and self.stop:
+                    model.terminate()
+
+        m.optimize(callback)
+        found = [h for h in self.history if h.phase == "dense"]
+        self.phases.append(
+            {
+                "name": "dense",
+                "seconds": self.elapsed() - phase_start,
+                "gurobi_status": m.Status,
+                "incumbents": len(found),
+                "valid": sum(h.valid for h in found),
+            }
+        )
+        if m.Status == GRB.OPTIMAL:
+            self.final_status = STATUS_OPTIMAL
+        elif m.Status in (GRB.INFEASIBLE, GRB.INF_OR_UNBD) and self.best is None:
+            self.final_status = STATUS_INFEASIBLE
+        try:
+            self.bound = float(m.ObjBound) if m.IsMIP else float(m.ObjVal)
+        except gp.GurobiError:
+            self.bound = None
+
+    def _limit(self, budget: float | None) -> float:
+        remaining = self.remaining()
+        limits = [v for v in (budget, remaining) if v is not None]
+        return max(min(limits), 0.0) if limits else GRB.INFINITY
+
+    def _start_from_best(self, judge: _Judge, complete: bool = False) -> None:
+        """MIP start: the best dense-valid solution (completed on the dense model if asked)."""
+        m = self.swap.model
+        m.update()
+        m.setAttr("Start", judge.vars, [GRB.UNDEFINED] * len(judge.vars))
+        if self.best is None:
+            return
+        if not complete:
+            m.setAttr(
+                "Start",
+                self.swap.inputs.reshape(-1).tolist(),
+                self.best["inputs"].reshape(-1).tolist(),
+            )
+            return
+        # Complete start: fix the inputs, solve (the network is determined), use every value.
+        x_vars = self.swap.inputs.reshape(-1)
+        saved = (np.asarray(x_vars.LB).copy(), np.asarray(x_vars.UB).copy())
+        x_vars.LB = x_vars.UB = self.best["inputs"].reshape(-1)
+        m.setParam("TimeLimit", self._limit(None))
+        m.optimize()
+        values = m.getAttr("X", judge.vars) if m.SolCount > 0 else None
+        x_vars.LB, x_vars.UB = saved
+        m.update()
+        if values is not None:
+            m.setAttr("Start", judge.vars, values)
+        else:
+            m.setAttr("Start", x_vars.tolist(), self.best["inputs"].reshape(-1).tolist())
+
+    def result(self) -> SwapResult:
+        best = self.best
+        if self.final_status is not None:
+            status = self.final_status
+        else:
+            status = STATUS_FEASIBLE if best is not None else STATUS_NO_SOLUTION
+        ttf = None if self.first_valid is None else self.first_valid + self.swap.pruning_seconds
+        return SwapResult(
+            status=status,
+            objective=None if best is None else best["objective"],
+            bound=self.bound,
+            time_to_first_valid=ttf,
+            runtime=self.elapsed(),
+            pruning_seconds=self.swap.pruning_seconds,
+            phases=self.phases,
+            history=self.history,
+            inputs=None if best is None else best["inputs"],
+            dense_outputs=None if best is None else best["dense"],
+            _solution={} if best is None else best["solution"],
+        )
+
+
+__all__ = ["Incumbent", "SurrogateSwap", "SwapResult"]

@@ -1,0 +1,205 @@
+"""SurrogateSwap: swap, judge on the dense network, repair, fall back, restore."""
+
+from __future__ import annotations
+
+import copy
+
+import gurobipy as gp
+import numpy as np
+import pytest
+import torch
+from conftest import forward64, random_network
+from gurobi_ml import add_predictor_constr
+
+from gurobi_sparse_surrogate import add_sparse_predictor_constr
+from gurobi_sparse_surrogate.pruning import prune_network
+from gurobi_sparse_surrogate.surrogate import SurrogateSwap
+
+EMBEDDERS = {"gurobi-ml": add_predictor_constr, "sparse": add_sparse_predictor_constr}
+
+
+def quiet_model() -> gp.Model:
+    m = gp.Model()
+    m.Params.OutputFlag = 0
+    m.Params.Threads = 1
+    return m
+
+
+def sizes(m: gp.Model) -> tuple[int, int, int]:
+    m.update()
+    return m.NumVars, m.NumConstrs, m.NumGenConstrs
+
+
+def shifted(net: torch.nn.Sequential, output: int, shift: float) -> torch.nn.Sequential:
+    """A surrogate that is the dense network with one output shifted (a known, wrong model)."""
+    surrogate = copy.deepcopy(net)
+    with torch.no_grad():
+        surrogate[-1].bias[output] += shift
+    return surrogate
+
+
+def solve(m: gp.Model) -> float:
+    m.optimize()
+    assert m.Status == gp.GRB.OPTIMAL
+    return m.ObjVal
+
+
+@pytest.mark.parametrize("embed", EMBEDDERS)
+def test_restore_leaves_model_and_optimum_as_before(embed):
+    net = random_network(3, 5, (12, 12), 2)
+    m = quiet_model()
+    x = m.addMVar(5, lb=0, ub=1)
+    pc = EMBEDDERS[embed](m, net, x)
+    y = pc.output  # created by the embedding: must survive the swap
+    m.setObjective(y[0, 0] - y[0, 1], gp.GRB.MAXIMIZE)
+    before, optimum = sizes(m), solve(m)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    with SurrogateSwap(m, pc, surrogate=0.6) as swap:
+        assert swap.surrogate_constr is not None
+        swap.optimize(time_limit=30)
+    assert sizes(m) == before
+    assert solve(m) == pytest.approx(optimum, abs=1e-6)
+    assert pc.get_error().max() < 1e-5  # the user's handle describes the restored embedding
+    assert all(torch.equal(state[k], net.state_dict()[k]) for k in state)
+
+
+@pytest.mark.parametrize("embed", EMBEDDERS)
+@pytest.mark.parametrize("sense", [gp.GRB.MAXIMIZE, gp.GRB.MINIMIZE])
+def test_fallback_reaches_the_dense_optimum_and_never_loses(embed, sense):
+    net = random_network(5, 4, (10, 10), 3)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    w = m.addVar(lb=0, ub=2)  # a user variable in the objective, beside the outputs
+    pc = EMBEDDERS[embed](m, net, x)
+    m.addConstr(x.sum() <= 2.5)
+    m.setObjective(pc.output[0, 0] + 0.5 * pc.output[0, 2] - 0.3 * w, sense)
+    optimum = solve(m)
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=60)
+    assert result.status == "optimal"
+    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    sign = 1 if sense == gp.GRB.MAXIMIZE else -1
+    surrogate_best = [h.dense_objective for h in result.history if h.phase != "dense" and h.valid]
+    if surrogate_best:
+        assert sign * result.objective >= sign * max(surrogate_best, key=lambda v: sign * v) - 1e-6
+    # the reported solution is the dense network's, and consistent with the objective
+    xv = result.value(x)
+    dense = forward64(net, xv)[0]
+    np.testing.assert_allclose(result.value(pc.output)[0], dense, atol=1e-6)
+    assert result.objective == pytest.approx(
+        dense[0] + 0.5 * dense[2] - 0.3 * result.value(w), abs=1e-5
+    )
+
+
+def threshold_model(net, surrogate_shift):
+    """max y0 - 10 s  s.t.  y1 - s <= t, s >= 0, with t just below y1 at the argmax of y0."""
+    probe = quiet_model()
+    xp = probe.addMVar(5, lb=0, ub=1)
+    pcp = add_sparse_predictor_constr(probe, net, xp)
+    probe.setObjective(pcp.output[0, 0], gp.GRB.MAXIMIZE)
+    solve(probe)
+    threshold = forward64(net, xp.X)[0, 1] - 0.25
+    m = quiet_model()
+    x = m.addMVar(5, lb=0, ub=1)
+    s = m.addVar(lb=0.0, name="slack")
+    pc = add_predictor_constr(m, net, x)
+    m.addConstr(pc.output[0, 1] - s <= threshold, name="threshold")
+    m.setObjective(pc.output[0, 0] - 10 * s, gp.GRB.MAXIMIZE)
+    return m, x, s, pc, shifted(net, 1, surrogate_shift), threshold
+
+
+def test_dense_infeasible_incumbent_is_reported_and_repaired():
+    net = random_network(8, 5, (10, 10), 2)
+    # The surrogate underestimates y1 by 1, so its optimum keeps s = 0 and breaks the threshold.
+    m, x, s, pc, surrogate, threshold = threshold_model(net, -1.0)
+    with SurrogateSwap(m, pc, surrogate=surrogate) as swap:
+        result = swap.optimize(time_limit=30, fallback=False)
+    surrogate_phase = [h for h in result.history if h.phase == "surrogate 0"]
+    assert surrogate_phase and not surrogate_phase[-1].feasible  # reported
+    repaired = [h for h in result.history if h.repaired]
+    assert repaired and all(h.valid for h in repaired)
+    assert result.status == "feasible"
+    # feasible for the dense model: fix the returned inputs and slack in the dense model
+    xv, sv = result.value(x), result.value(s)
+    assert forward64(net, xv)[0, 1] - sv <= threshold + 1e-6
+    x.LB = x.UB = xv
+    s.LB = s.UB = sv
+    assert solve(m) == pytest.approx(result.objective, abs=1e-5)
+
+
+def test_fallback_after_a_misleading_surrogate_finds_the_dense_optimum():
+    net = random_network(8, 5, (10, 10), 2)
+    m, x, s, pc, surrogate, _ = threshold_model(net, -1.0)
+    optimum = solve(m)
+    with SurrogateSwap(m, pc, surrogate=surrogate) as swap:
+        result = swap.optimize(time_limit=60)
+    assert result.status == "optimal"
+    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    assert [p["name"] for p in result.phases] == ["surrogate 0", "dense"]
+
+
+def test_schedule_runs_each_surrogate_then_dense():
+    net = random_network(2, 4, (10, 10), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    with SurrogateSwap(m, pc, surrogate=[0.9, 0.5]) as swap:
+        result = swap.optimize(time_limit=60)
+    assert [p["name"] for p in result.phases] == ["surrogate 0", "surrogate 1", "dense"]
+    assert result.pruning_seconds > 0
+
+
+def test_validity_predicate_and_stop_at_first_valid():
+    net = random_network(4, 4, (10,), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 1] - pc.output[0, 0], gp.GRB.MINIMIZE)
+
+    def valid(inputs, outputs):  # "class 0 wins"
+        return bool(outputs[0, 0] > outputs[0, 1])
+
+    with SurrogateSwap(m, pc, surrogate=0.5, valid=valid) as swap:
+        result = swap.optimize(time_limit=30, stop_at_first_valid=True)
+    if result.objective is not None:
+        dense = forward64(net, result.inputs)[0]
+        assert dense[0] > dense[1]
+        assert sum(h.valid for h in result.history) == 1
+    else:  # then no input makes class 0 win: check on samples
+        samples = forward64(net, np.random.default_rng(0).random((5000, 4)))
+        assert (samples[:, 0] <= samples[:, 1]).all()
+
+
+def test_two_networks_swap_one_keep_the_other():
+    first, second = random_network(1, 3, (8,), 2), random_network(2, 3, (8,), 1)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc1 = add_predictor_constr(m, first, x)
+    pc2 = add_predictor_constr(m, second, x)
+    m.setObjective(pc1.output[0, 0] + pc2.output[0, 0], gp.GRB.MAXIMIZE)
+    optimum = solve(m)
+    with SurrogateSwap(m, pc1, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=60)
+    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    xv = result.value(x)
+    assert result.value(pc2.output)[0, 0] == pytest.approx(forward64(second, xv)[0, 0], abs=1e-5)
+    assert solve(m) == pytest.approx(optimum, abs=1e-6)
+
+
+def test_errors():
+    net = random_network(0, 3, (4,), 2)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    with pytest.raises(TypeError, match="embedding of a torch nn.Sequential"):
+        SurrogateSwap(m, object(), surrogate=0.5)
+    with pytest.raises(ValueError, match="maps 3 inputs to 3 outputs"):
+        SurrogateSwap(m, pc, surrogate=random_network(0, 3, (4,), 3))
+    with pytest.raises(TypeError, match="sparsity in"):
+        SurrogateSwap(m, pc, surrogate="dense")
+    with pytest.raises(ValueError, match="sparsity"):
+        SurrogateSwap(m, pc, surrogate=1.5)
+    with SurrogateSwap(m, pc, surrogate=prune_network(net, 0.5)) as swap:
+        with pytest.raises(ValueError, match="time_limit"):
+            swap.optimize(time_limit=0)
