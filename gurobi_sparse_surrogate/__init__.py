@@ -1,6 +1,7 @@
 """gurobi-sparse-surrogate: optimization over trained (and sparse) ReLU networks with Gurobi."""
 
 from .bounds import NetworkBounds, compute_bounds
+from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
     ModelTooLargeError,
     NonFiniteWeightError,
@@ -10,14 +11,24 @@ from .exceptions import (
     UnsupportedNetworkError,
 )
 from .license import check_model_size, license_is_size_limited
+from .maximization import MaximizationResult, maximize_output
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from .pruning import PruningReport, SparseSequential, prune_network, pruning_report
 from .registration import register_with_gurobi_ml
 from .surrogate import SurrogateSwap, SwapResult
+from .verification import AdversarialResult, find_adversarial
 
 register_with_gurobi_ml()
 
 __all__ = [
+    "AdversarialResult",
+    "Box",
+    "Domain",
+    "L1Ball",
+    "LinfBall",
+    "MaximizationResult",
+    "find_adversarial",
+    "maximize_output",
     "PruningReport",
     "SurrogateSwap",
     "SwapResult",

@@ -77,6 +77,9 @@ class SwapResult:
         Total seconds of :meth:`~SurrogateSwap.optimize` (pruning before it not included).
     pruning_seconds : float
         Seconds spent pruning (and finetuning) the surrogates.
+    started_at : float
+        ``time.perf_counter()`` when :meth:`~SurrogateSwap.optimize` started; incumbent
+        times in :attr:`history` count from it.
     phases : list of dict
         One entry per phase: ``name``, ``seconds``, ``gurobi_status``, ``incumbents``,
         ``valid``.
@@ -92,6 +95,7 @@ class SwapResult:
     time_to_first_valid: float | None
     runtime: float
     pruning_seconds: float
+    started_at: float = 0.0
     phases: list[dict] = field(default_factory=list)
     history: list[Incumbent] = field(default_factory=list)
     inputs: np.ndarray | None = None
@@ -418,6 +422,8 @@ class SurrogateSwap:
         stop_at_first_valid: bool = False,
         max_repairs: int = 3,
         params: dict | None = None,
+        dense_params: dict | None = None,
+        initial_inputs: np.ndarray | None = None,
     ) -> SwapResult:
         """Solve through the surrogate(s), judge on the dense network, fall back to it.
 
@@ -438,6 +444,13 @@ class SurrogateSwap:
         max_repairs : int
             How many dense-infeasible incumbents (best surrogate objective first) are repaired
             after each surrogate phase.
+        dense_params : dict, optional
+            Gurobi parameters for the dense phase only (for example ``BestBdStop``, whose
+            meaning on a surrogate would be wrong).
+        initial_inputs : numpy.ndarray, optional
+            Input values to start from (for example an attack's best point) while no
+            dense-valid solution is known: a partial MIP start on the surrogates and a
+            complete one on the dense model.
         params : dict, optional
             Gurobi parameters for the solves (restored afterwards).
 
@@ -455,7 +468,10 @@ class SurrogateSwap:
         user_start = self.model.getAttr("Start", user_vars)
         start = time.perf_counter()
         state = _SolveState(self, start, time_limit, stop_at_first_valid)
-        saved = {name: self.model.getParamInfo(name)[2] for name in ["TimeLimit", *(params or {})]}
+        if initial_inputs is not None:
+            state.hint = np.asarray(initial_inputs, dtype=np.float64).reshape(self.inputs.shape)
+        names = ["TimeLimit", *(params or {}), *(dense_params or {})]
+        saved = {name: self.model.getParamInfo(name)[2] for name in names}
         try:
             for name, value in (params or {}).items():
                 self.model.setParam(name, value)
@@ -478,6 +494,8 @@ class SurrogateSwap:
                 state.repair(max_repairs)
             if fallback and not state.done():
                 self._install_dense()
+                for name, value in (dense_params or {}).items():
+                    self.model.setParam(name, value)
                 state.run_dense_phase()
         finally:
             for name, value in saved.items():
@@ -503,6 +521,7 @@ class _SolveState:
         self.pending: list[tuple[float, np.ndarray, float]] = []  # repair candidates
         self.final_status: str | None = None
         self.bound: float | None = None
+        self.hint: np.ndarray | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -659,19 +678,17 @@ class _SolveState:
         m = self.swap.model
         m.update()
         m.setAttr("Start", judge.vars, [GRB.UNDEFINED] * len(judge.vars))
-        if self.best is None:
+        inputs = self.hint if self.best is None else self.best["inputs"]
+        if inputs is None:
             return
+        inputs = inputs.reshape(-1)
+        x_vars = self.swap.inputs.reshape(-1)
         if not complete:
-            m.setAttr(
-                "Start",
-                self.swap.inputs.reshape(-1).tolist(),
-                self.best["inputs"].reshape(-1).tolist(),
-            )
+            m.setAttr("Start", x_vars.tolist(), inputs.tolist())
             return
         # Complete start: fix the inputs, solve (the network is determined), use every value.
-        x_vars = self.swap.inputs.reshape(-1)
         saved = (np.asarray(x_vars.LB).copy(), np.asarray(x_vars.UB).copy())
-        x_vars.LB = x_vars.UB = self.best["inputs"].reshape(-1)
+        x_vars.LB = x_vars.UB = inputs
         m.setParam("TimeLimit", self._limit(None))
         m.optimize()
         values = m.getAttr("X", judge.vars) if m.SolCount > 0 else None
@@ -680,7 +697,7 @@ class _SolveState:
         if values is not None:
             m.setAttr("Start", judge.vars, values)
         else:
-            m.setAttr("Start", x_vars.tolist(), self.best["inputs"].reshape(-1).tolist())
+            m.setAttr("Start", x_vars.tolist(), inputs.tolist())
 
     def result(self) -> SwapResult:
         best = self.best
@@ -696,6 +713,7 @@ class _SolveState:
             time_to_first_valid=ttf,
             runtime=self.elapsed(),
             pruning_seconds=self.swap.pruning_seconds,
+            started_at=self.start,
             phases=self.phases,
             history=self.history,
             inputs=None if best is None else best["inputs"],

@@ -1,0 +1,378 @@
+"""Adversarial search and robustness verification: :func:`find_adversarial`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gurobipy import GRB
+from torch import nn
+
+from .applications import (
+    build_input_model,
+    check_time_limit,
+    dense_judge,
+    solve_dense,
+    solve_with_surrogate,
+)
+from .attacks import pgd_attack
+from .domains import Domain
+
+STATUSES = ("adversarial", "robust", "unknown")
+#: A dense margin (torch, float64) must be below ``-MARGIN_TOL`` to count as adversarial.
+MARGIN_TOL = 1e-6
+#: The solver's proven bound on the margin must exceed ``ROBUST_TOL`` to count as a proof of
+#: robustness: it absorbs Gurobi's feasibility and integrality tolerances.
+ROBUST_TOL = 1e-4
+
+
+@dataclass
+class AdversarialResult:
+    """The outcome of :func:`find_adversarial`, judged on the dense network.
+
+    Attributes
+    ----------
+    status : {"adversarial", "robust", "unknown"}
+        ``"adversarial"``: :attr:`x` lies in the domain and the dense network does not
+        classify it as :attr:`label` (checked with torch). ``"robust"``: proved on the dense
+        model that no input of the domain lets the target class (for ``target="any"``: any
+        other class) overtake the true one. ``"unknown"``: neither within the time limit.
+    x : numpy.ndarray or None
+        The adversarial input (or, when none was found, the input with the smallest dense
+        margin seen).
+    label, target : int
+        The true class and the class that was to overtake it (for ``"any"`` the class with
+        the largest other logit at :attr:`x`).
+    dense_margin : float or None
+        ``logit[label] - logit[target]`` of the dense network at :attr:`x` (negative when
+        adversarial).
+    bound : float or None
+        A proven lower bound on the margin over the domain (positive means robust).
+    time_to_first : float or None
+        Seconds from the call to the first adversarial input (attack, pruning and bounding
+        included).
+    runtime : float
+        Total seconds.
+    attack_seconds, pruning_seconds, bounding_seconds : float
+        Time spent in each of those stages.
+    found_by : str or None
+        ``"attack"``, ``"surrogate ..."``, ``"repair"`` or ``"dense"``.
+    model_stats : dict
+        Formulation statistics: ``dense`` and, with a surrogate, ``surrogate``.
+    history : list of dict
+        Every incumbent: time, phase, solver objective, dense margin, valid.
+    """
+
+    status: str
+    x: np.ndarray | None
+    label: int
+    target: int
+    dense_margin: float | None
+    bound: float | None
+    time_to_first: float | None
+    runtime: float
+    attack_seconds: float = 0.0
+    pruning_seconds: float = 0.0
+    bounding_seconds: float = 0.0
+    found_by: str | None = None
+    model_stats: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
+def _classes(logits: np.ndarray, target: Any, true_label: Any) -> tuple[int, int | None]:
+    n = logits.size
+    if n < 2:
+        raise ValueError("find_adversarial needs a classifier with at least 2 outputs")
+    label = int(np.argmax(logits)) if true_label is None else int(true_label)
+    if not 0 <= label < n:
+        raise ValueError(f"true_label must be in [0, {n}), got {true_label}")
+    if isinstance(target, str):
+        if target == "any":
+            return label, None
+        if target == "runner-up":
+            order = np.argsort(-logits, kind="stable")
+            return label, int(order[0] if order[0] != label else order[1])
+        raise ValueError(f"target must be 'runner-up', 'any' or a class index, got {target!r}")
+    if isinstance(target, (int, np.integer)) and 0 <= target < n and target != label:
+        return label, int(target)
+    raise ValueError(
+        f"target must be 'runner-up', 'any' or a class index in [0, {n}) other than the "
+        f"true label {label}, got {target!r}"
+    )
+
+
+def find_adversarial(
+    network: nn.Module,
+    x0: Any,
+    domain: Domain,
+    *,
+    target: int | str = "runner-up",
+    true_label: int | None = None,
+    time_limit: float = 60.0,
+    threads: int = 1,
+    stop_at_first: bool = True,
+    surrogate: Any = None,
+    prune_options: dict | None = None,
+    fallback: bool = True,
+    attack: bool = True,
+    attack_options: dict | None = None,
+    bounds: Any = "interval",
+    relu_formulation: str = "bigm",
+    seed: int = 0,
+    verbose: bool = False,
+) -> AdversarialResult:
+    """Search the domain for an input the dense network misclassifies, or prove there is none.
+
+    The paper's verification application: minimise ``logit[label] - logit[target]`` over the
+    domain. An attack stage (projected gradient on the dense network) runs first; its point
+    answers at once when it is already adversarial and is otherwise a MIP start. The MILP
+    is the dense network's sparsity-aware embedding, or (with ``surrogate``) a pruned
+    surrogate whose incumbents are judged on the dense network, with fallback to the dense
+    model.
+
+    Parameters
+    ----------
+    network : torch.nn.Sequential
+        The dense classifier (not modified).
+    x0 : array_like
+        The reference input, shape ``(n,)``, inside ``domain``.
+    domain : Box, LinfBall or L1Ball
+        The inputs to search.
+    target : "runner-up", "any" or int
+        ``"runner-up"``: the class with the second largest logit at ``x0`` (the paper's
+        choice); an int: that class; ``"any"``: any other class (the best wrong logit is
+        maximised in one model).
+    true_label : int, optional
+        Defaults to the network's prediction at ``x0``.
+    time_limit : float
+        Seconds for the whole search (attack, pruning, bounding and solving).
+    threads : int
+        Gurobi threads.
+    stop_at_first : bool
+        Stop at the first adversarial input (the paper's question); otherwise search for the
+        one with the smallest margin.
+    surrogate : float, torch.nn.Sequential or list, optional
+        A sparsity, a pruned network, or a schedule (see :class:`SurrogateSwap`).
+    prune_options : dict, optional
+        Options of :func:`prune_network` for a surrogate given as a sparsity.
+    fallback : bool
+        With a surrogate: continue on the dense model after the surrogate phase.
+    attack : bool
+        Run the projected-gradient attack first.
+    attack_options : dict, optional
+        Options of :func:`~gurobi_sparse_surrogate.attacks.pgd_attack` (``steps``,
+        ``restarts``, ``time_budget``...).
+    bounds, relu_formulation :
+        Options of :func:`add_sparse_predictor_constr`.
+    seed : int
+        Seed of the attack.
+    verbose : bool
+        Show Gurobi's log.
+
+    Returns
+    -------
+    AdversarialResult
+
+    Examples
+    --------
+    >>> from gurobi_sparse_surrogate import L1Ball                        # doctest: +SKIP
+    >>> r = find_adversarial(net, X[0], L1Ball(X[0], 5.0), surrogate=0.8)  # doctest: +SKIP
+    >>> r.status, r.dense_margin, r.time_to_first                        # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    clock = lambda: time.perf_counter() - t0  # noqa: E731
+    time_limit = check_time_limit(time_limit)
+    if not isinstance(domain, Domain):
+        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+    if x0.size != domain.n:
+        raise ValueError(f"x0 has {x0.size} entries, the domain {domain.n}")
+    if not domain.contains(x0):
+        raise ValueError("x0 must lie inside the domain")
+    forward = dense_judge(network)
+    label, target_class = _classes(forward(x0), target, true_label)
+
+    def margin_at(x: np.ndarray) -> tuple[float, int]:
+        logits = forward(x)
+        if target_class is None:
+            others = np.delete(np.arange(logits.size), label)
+            runner = int(others[np.argmax(logits[others])])
+        else:
+            runner = target_class
+        return float(logits[label] - logits[runner]), runner
+
+    def misclassified(x: np.ndarray) -> bool:
+        return bool(margin_at(x)[0] < -MARGIN_TOL and domain.contains(x))
+
+    result = AdversarialResult(
+        "unknown", None, label, -1 if target_class is None else target_class, None, None, None, 0.0
+    )
+
+    def finish(x: np.ndarray | None, status: str, found_by: str | None = None) -> AdversarialResult:
+        if x is not None:
+            result.x = np.asarray(x, dtype=np.float64)
+            result.dense_margin, result.target = margin_at(result.x)
+        result.status, result.found_by = status, found_by
+        result.runtime = clock()
+        return result
+
+    start_point = None
+    if attack:
+        options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
+        options.update(attack_options or {})
+        found = pgd_attack(
+            network,
+            x0,
+            domain,
+            true_label=label,
+            target="any" if target_class is None else target_class,
+            seed=seed,
+            **options,
+        )
+        result.attack_seconds = found.seconds
+        start_point = found.x
+        if misclassified(found.x):
+            result.time_to_first = clock()
+            result.history.append(
+                {
+                    "time": result.time_to_first,
+                    "phase": "attack",
+                    "solver_objective": None,
+                    "dense_margin": found.margin,
+                    "valid": True,
+                }
+            )
+            if stop_at_first:
+                return finish(found.x, "adversarial", "attack")
+
+    problem = build_input_model(
+        network,
+        domain,
+        threads=threads,
+        bounds=bounds,
+        relu_formulation=relu_formulation,
+        verbose=verbose,
+    )
+    try:
+        result.bounding_seconds = problem.predictor.stats["bounds_seconds"]
+        result.model_stats["dense"] = problem.predictor.stats
+        y = problem.predictor.output[0]
+        m = problem.model
+        if target_class is None:
+            others = [i for i in range(y.shape[0]) if i != label]
+            best_other = m.addVar(lb=-GRB.INFINITY, name="best_other_logit")
+            m.addGenConstrMax(best_other, [y[i].item() for i in others])
+            m.setObjective(y[label] - best_other, GRB.MINIMIZE)
+        else:
+            m.setObjective(y[label] - y[target_class], GRB.MINIMIZE)
+        # The dense model proves robustness as soon as its bound is positive.
+        dense_params = {"BestBdStop": 2 * ROBUST_TOL}
+        if stop_at_first:
+            dense_params["BestObjStop"] = -MARGIN_TOL
+        remaining = time_limit - clock()
+        if remaining <= 0:
+            return finish(start_point, "unknown")
+        if surrogate is None:
+            return _finish_dense(
+                result,
+                finish,
+                problem,
+                margin_at,
+                misclassified,
+                clock,
+                remaining,
+                stop_at_first,
+                start_point,
+                dense_params,
+            )
+        swap_result, surrogate_stats, pruning = solve_with_surrogate(
+            problem,
+            surrogate,
+            prune_options=prune_options,
+            relu_formulation=relu_formulation,
+            bounds=bounds,
+            domain=domain,
+            valid=lambda inputs, outputs: misclassified(inputs[0]),
+            time_limit=remaining,
+            fallback=fallback,
+            stop_at_first_valid=stop_at_first,
+            start=start_point,
+            dense_params=dense_params,
+        )
+        result.pruning_seconds = pruning
+        result.model_stats["surrogate"] = surrogate_stats
+        offset = swap_result.started_at - t0  # the swap's times count from its optimize()
+        for h in swap_result.history:
+            result.history.append(
+                {
+                    "time": offset + h.time,
+                    "phase": h.phase,
+                    "solver_objective": h.surrogate_objective,
+                    "dense_margin": h.dense_objective,
+                    "valid": h.valid,
+                }
+            )
+        valid_times = [h.time for h in swap_result.history if h.valid]
+        if valid_times and result.time_to_first is None:
+            result.time_to_first = offset + min(valid_times)
+        dense_phase = [p for p in swap_result.phases if p["name"] == "dense"]
+        if dense_phase:
+            result.bound = swap_result.bound
+        if swap_result.inputs is not None:
+            found_by = next(h.phase for h in swap_result.history if h.valid)
+            return finish(swap_result.inputs[0], "adversarial", found_by)
+        if result.bound is not None and result.bound > ROBUST_TOL:
+            return finish(start_point, "robust")
+        return finish(start_point, "unknown")
+    finally:
+        problem.dispose()
+
+
+def _finish_dense(
+    result,
+    finish,
+    problem,
+    margin_at,
+    misclassified,
+    clock,
+    remaining,
+    stop_at_first,
+    start_point,
+    dense_params,
+) -> AdversarialResult:
+    def judge(x: np.ndarray) -> tuple[float, bool]:
+        return margin_at(x)[0], misclassified(x)
+
+    run = solve_dense(
+        problem,
+        judge,
+        sense=GRB.MINIMIZE,
+        time_limit=remaining,
+        clock=clock,
+        stop_at_first_valid=stop_at_first,
+        start=start_point,
+        params=dense_params,
+    )
+    result.history.extend(
+        {
+            "time": r.time,
+            "phase": r.phase,
+            "solver_objective": r.solver_objective,
+            "dense_margin": r.dense_objective,
+            "valid": r.valid,
+        }
+        for r in run.history
+    )
+    if result.time_to_first is None:
+        result.time_to_first = run.first_valid
+    result.bound = run.bound
+    if run.best_x is not None:
+        return finish(run.best_x, "adversarial", "dense")
+    if run.bound is not None and run.bound > ROBUST_TOL:
+        return finish(start_point, "robust")
+    return finish(start_point, "unknown")
+
+
+__all__ = ["AdversarialResult", "find_adversarial"]

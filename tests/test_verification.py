@@ -1,0 +1,128 @@
+"""find_adversarial: adversarial answers are real, robust answers are proved and unbroken."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import forward64
+
+from gurobi_sparse_surrogate import L1Ball, LinfBall, find_adversarial
+from gurobi_sparse_surrogate.attacks import pgd_attack
+from gurobi_sparse_surrogate.datasets import load_digits, load_mnist, train_classifier
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits()
+    net = train_classifier(X[:1200], y[:1200], hidden=(16, 16), seed=0, epochs=15)
+    return net, X[1200:], y[1200:]
+
+
+@pytest.fixture(scope="module")
+def mnist18():
+    X, y = load_mnist(size=18, n=1500, seed=0)
+    net = train_classifier(X[:1200], y[:1200], hidden=(16, 16), seed=0, epochs=10)
+    return net, X[1200:], y[1200:]
+
+
+def check(result, net, domain, target="any"):
+    """Every answer is judged against torch and the domain, independently of the solver."""
+    if result.status == "adversarial":
+        logits = forward64(net, result.x)[0]
+        assert domain.contains(result.x)
+        assert logits.argmax() != result.label
+        assert logits[result.label] - logits[result.target] == pytest.approx(result.dense_margin)
+        assert result.dense_margin < 0 and result.time_to_first <= result.runtime
+    elif result.status == "robust":
+        assert result.bound > 0
+        attack = pgd_attack(
+            net,
+            domain.center,
+            domain,
+            true_label=result.label,
+            target=target,
+            restarts=10,
+            steps=200,
+            seed=1,
+        )
+        assert not attack.success
+
+
+@pytest.mark.parametrize("surrogate", [None, 0.7])
+def test_radius_zero_is_robust_and_huge_radius_is_not(digits, surrogate):
+    net, X, _ = digits
+    x0 = X[0]
+    robust = find_adversarial(net, x0, L1Ball(x0, 0.0), time_limit=30, surrogate=surrogate)
+    assert robust.status == "robust"
+    check(robust, net, L1Ball(x0, 0.0))
+    domain = LinfBall(x0, 1.0)
+    found = find_adversarial(net, x0, domain, time_limit=30, surrogate=surrogate, attack=False)
+    assert found.status == "adversarial"
+    check(found, net, domain)
+
+
+@pytest.mark.parametrize("target", ["runner-up", "any", 3])
+def test_every_answer_on_digits_is_checked(digits, target):
+    net, X, _ = digits
+    statuses = set()
+    for i in range(6):
+        x0 = X[i]
+        if target == 3 and forward64(net, x0)[0].argmax() == 3:
+            continue
+        domain = L1Ball(x0, 1.5)
+        result = find_adversarial(net, x0, domain, target=target, time_limit=30, attack=False)
+        check(result, net, domain, "any" if target == "any" else result.target)
+        statuses.add(result.status)
+        if isinstance(target, int):
+            assert result.target == target
+    assert statuses <= {"adversarial", "robust"}
+
+
+def test_surrogate_and_dense_routes_agree_on_status(mnist18):
+    net, X, _ = mnist18
+    for i in range(5):
+        domain = L1Ball(X[i], 3.0)
+        dense = find_adversarial(net, X[i], domain, time_limit=60, attack=False)
+        sparse = find_adversarial(net, X[i], domain, time_limit=60, attack=False, surrogate=0.8)
+        assert dense.status == sparse.status != "unknown"
+        check(dense, net, domain)
+        check(sparse, net, domain)
+        assert sparse.pruning_seconds > 0 and "surrogate" in sparse.model_stats
+
+
+def test_attack_stage_answers_first_when_it_succeeds(digits):
+    net, X, _ = digits
+    domain = LinfBall(X[1], 0.5)
+    result = find_adversarial(net, X[1], domain, time_limit=30)
+    assert result.status == "adversarial" and result.found_by == "attack"
+    assert result.attack_seconds > 0
+    check(result, net, domain)
+
+
+def test_worst_case_search_is_at_least_as_deep_as_first(digits):
+    net, X, _ = digits
+    domain = L1Ball(X[2], 3.0)
+    first = find_adversarial(net, X[2], domain, time_limit=30, attack=False)
+    worst = find_adversarial(net, X[2], domain, time_limit=60, attack=False, stop_at_first=False)
+    assert first.status == worst.status
+    if worst.status == "adversarial":
+        check(worst, net, domain)
+        assert worst.dense_margin <= first.dense_margin + 1e-6
+
+
+def test_errors(digits):
+    net, X, _ = digits
+    domain = L1Ball(X[0], 1.0)
+    with pytest.raises(ValueError, match="time_limit"):
+        find_adversarial(net, X[0], domain, time_limit=-1)
+    with pytest.raises(ValueError, match="inside the domain"):
+        find_adversarial(net, X[1], domain)
+    with pytest.raises(ValueError, match="target"):
+        find_adversarial(net, X[0], domain, target="worst")
+    label = int(forward64(net, X[0])[0].argmax())
+    with pytest.raises(ValueError, match="other than the true label"):
+        find_adversarial(net, X[0], domain, target=label)
+    with pytest.raises(TypeError, match="domain"):
+        find_adversarial(net, X[0], (0, 1))
+    with pytest.raises(ValueError, match="entries"):
+        find_adversarial(net, X[0][:10], domain)
