@@ -1,5 +1,7 @@
 """gurobi-sparse-surrogate: optimization over trained (and sparse) ReLU networks with Gurobi."""
 
+from . import bounds_lp  # noqa: F401  (registers the linear, lp, milp and auto methods)
+from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds
 from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
@@ -21,6 +23,7 @@ from .verification import AdversarialResult, find_adversarial
 register_with_gurobi_ml()
 
 __all__ = [
+    "BOUND_METHODS",
     "AdversarialResult",
     "Box",
     "Domain",

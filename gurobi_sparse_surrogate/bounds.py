@@ -142,12 +142,16 @@ class NetworkBounds:
     report : list of dict
         Per layer and stage: ``layer``, ``stage``, ``unstable`` (ReLU neurons whose bounds
         straddle 0, summed over samples) and ``seconds``.
+    notes : list of dict
+        What the stages chose to tell: fallbacks (a cone too large for the licence, a time
+        budget spent) with their reasons, and per-stage summaries.
     """
 
     lower: list[np.ndarray]
     upper: list[np.ndarray]
     method: str = "user"
     report: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -236,6 +240,7 @@ def compute_bounds(
     if np.any(lo > hi):
         bad = np.flatnonzero((lo > hi).any(axis=0))[:10].tolist()
         raise ValueError(f"input lower bounds exceed upper bounds at inputs {bad}")
+    options.setdefault("notes", [])
     problem = BoundingProblem(layers, lo, hi, domain=domain, options=options)
     report: list[dict] = []
     k = lo.shape[0]
@@ -259,4 +264,4 @@ def compute_bounds(
             )
         problem.lower.append(lower)
         problem.upper.append(upper)
-    return NetworkBounds(problem.lower, problem.upper, method, report)
+    return NetworkBounds(problem.lower, problem.upper, method, report, options["notes"])

@@ -126,3 +126,13 @@ def test_errors(digits):
         find_adversarial(net, X[0], (0, 1))
     with pytest.raises(ValueError, match="entries"):
         find_adversarial(net, X[0][:10], domain)
+
+
+def test_full_mnist_image_with_l1_ball_and_4x64_network_fits_the_licence():
+    X, y = load_mnist(size=28, n=600, seed=1)
+    net = train_classifier(X[:500], y[:500], hidden=(64, 64, 64, 64), seed=0, epochs=3)
+    domain = L1Ball(X[500], 5.0)
+    result = find_adversarial(net, X[500], domain, time_limit=5, attack=False)
+    stats = result.model_stats["dense"]
+    assert stats["variables"] + 784 < 2000 and stats["constraints"] < 2000
+    check(result, net, domain)
