@@ -44,6 +44,9 @@ Options read from :attr:`BoundingProblem.options` (``compute_bounds(..., **optio
 ``skip_decided`` : bool
     Skip solves that cannot change stability (default True). Set False to tighten the bounds
     of truly unstable neurons too (smaller big-M, more solves).
+``auto_min_unstable`` : int
+    ``"auto"`` only: run the LP and MILP stages only when the linear bounds leave at least
+    this many unstable neurons (default 32); below it the main MILP is small anyway.
 ``points`` : array_like
     Known inputs, ``(p, n_in)``; those inside a sample's input box seed the skip test.
 ``notes`` : list
@@ -741,6 +744,45 @@ class MethodPassStage:
         return result.lower[index], result.upper[index]
 
 
+class WhenWorthIt:
+    """Run ``stage`` only when the linear bounds leave enough unstable neurons to matter.
+
+    With few unstable neurons the main MILP is small and solves in moments, so per-neuron
+    LP and MILP solves would cost more than they save. The threshold is the option
+    ``auto_min_unstable`` (default 32, over all layers and samples); it reads the complete
+    linear pass that ``"auto"`` runs first.
+    """
+
+    def __init__(self, stage: LPStage, min_unstable: int = 32):
+        self.stage = stage
+        self.name = stage.name
+        self.min_unstable = min_unstable
+
+    def layer_bounds(self, problem, index, lower, upper):
+        linear = problem.options.get("_pass_linear")
+        threshold = problem.options.get("auto_min_unstable", self.min_unstable)
+        if linear is not None:
+            unstable = sum(
+                int(np.count_nonzero((lo < 0) & (hi > 0)))
+                for layer, lo, hi in zip(problem.layers, linear.lower, linear.upper, strict=True)
+                if layer.relu
+            )
+            if unstable < threshold:
+                key = f"_skipped_{self.name}"
+                if key not in problem.options:
+                    problem.options[key] = True
+                    problem.options.setdefault("notes", []).append(
+                        {
+                            "kind": "skipped",
+                            "stage": self.name,
+                            "reason": f"only {unstable} unstable neurons after the linear "
+                            f"bounds (auto_min_unstable={threshold}): the main MILP is small",
+                        }
+                    )
+                return lower, upper
+        return self.stage.layer_bounds(problem, index, lower, upper)
+
+
 register_method("lp", (MethodPassStage("linear"), IntervalStage(), LinearStage(), LPStage()))
 register_method(
     "milp",
@@ -752,7 +794,7 @@ register_method(
         MethodPassStage("linear"),
         IntervalStage(),
         LinearStage(),
-        LPStage(default_budget=5.0),
-        MILPStage(default_budget=5.0, max_binaries=20),
+        WhenWorthIt(LPStage(default_budget=5.0)),
+        WhenWorthIt(MILPStage(default_budget=5.0, max_binaries=20)),
     ),
 )

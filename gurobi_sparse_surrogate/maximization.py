@@ -72,7 +72,7 @@ def maximize_output(
     fallback: bool = True,
     attack: bool = True,
     attack_options: dict | None = None,
-    bounds: Any = "interval",
+    bounds: Any = "auto",
     relu_formulation: str = "bigm",
     seed: int = 0,
     verbose: bool = False,

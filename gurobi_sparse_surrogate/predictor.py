@@ -63,7 +63,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         output_vars: Any = None,
         *,
         relu_formulation: str = "bigm",
-        bounds: str | NetworkBounds = "interval",
+        bounds: str | NetworkBounds = "auto",
         domain: Any = None,
         check_size: bool = True,
         bound_options: dict | None = None,
@@ -295,8 +295,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             ``removed`` (neurons without a variable), ``binaries``, ``disjunctions`` and
             ``weights`` (nonzero weights embedded), summed over input rows; and totals:
             ``variables``, ``constraints``, ``general_constraints``, ``binaries``,
-            ``nonzeros`` (of the added constraints), ``bounds_method`` and
-            ``bounds_seconds``.
+            ``nonzeros`` (of the added constraints), ``bounds_method``, ``bounds_seconds``
+            and ``bounds_stages`` (per layer and bounding stage: unstable neurons left and
+            seconds).
         """
         rows = []
         binary = self.relu_formulation in ("bigm", "indicator")
@@ -325,6 +326,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             "relu_formulation": self.relu_formulation,
             "bounds_method": self.bounds.method if self.bounds else None,
             "bounds_seconds": self.bounds.seconds if self.bounds else 0.0,
+            "bounds_stages": list(self.bounds.report) if self.bounds else [],
         }
 
     def print_stats(self, abbrev: bool = False, file=None) -> None:
@@ -372,6 +374,18 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             f"constraints, {stats['nonzeros']} nonzeros",
             file=out,
         )
+        stages = stats["bounds_stages"]
+        if stages and any(layer.relu for layer in self.layers):
+            print("Unstable neurons after each bounding stage (seconds):", file=out)
+            for i, layer in enumerate(self.layers):
+                if not layer.relu:
+                    continue
+                steps = " -> ".join(
+                    f"{row['stage']} {row['unstable']} ({row['seconds']:.3f})"
+                    for row in stages
+                    if row["layer"] == i
+                )
+                print(f"  layer {i}: {steps}", file=out)
         print(f"Input has shape {tuple(self.input.shape)}", file=out)
         print(f"Output has shape {tuple(self.output.shape)}", file=out)
         print(out.getvalue(), end="", file=file)
@@ -406,9 +420,13 @@ def add_sparse_predictor_constr(
         relu_formulation : {"bigm", "max", "indicator"}, default "bigm"
             How unstable ReLU neurons are modelled: big-M with the per-neuron bounds, Gurobi's
             max general constraint (no binaries, fewer linear rows), or indicator constraints.
-        bounds : str or NetworkBounds, default "interval"
-            A bounding method (``"interval"``, and ``"linear"``, ``"lp"``, ``"milp"``,
-            ``"auto"`` where available) or precomputed bounds.
+        bounds : str or NetworkBounds, default "auto"
+            A bounding method or precomputed bounds. ``"interval"``: interval arithmetic
+            (with the domain's exact first layer); ``"linear"``: back-substitution of linear
+            ReLU relaxations (CROWN); ``"lp"`` / ``"milp"``: per-neuron LP / MILP on each
+            neuron's cone of influence; ``"auto"``: interval, then linear, then LP and MILP
+            for the neurons still unstable, within a time budget (``bound_options``:
+            ``time_budget``, ``auto_min_unstable``...).
         domain : Box, LinfBall or L1Ball, optional
             An input domain that holds in the model (added with ``domain.add_to_model``); it
             gives tighter first-layer bounds.
@@ -417,7 +435,8 @@ def add_sparse_predictor_constr(
         check_size : bool, default True
             Raise :class:`ModelTooLargeError` before building when the size-limited licence
             could not solve the resulting model.
-        name, verbose : passed to gurobi-ml's sub-model machinery.
+        name, verbose
+            Passed to gurobi-ml's sub-model machinery.
 
     Returns
     -------

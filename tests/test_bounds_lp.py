@@ -152,11 +152,25 @@ def test_zero_time_budget_auto_equals_linear_and_says_why():
     layers = extract_layers(random_network(6, 4, (8, 8, 8), 2))
     lower, upper = np.zeros(4), np.ones(4) * 2
     notes: list = []
-    auto = compute_bounds(layers, lower, upper, "auto", time_budget=0.0, notes=notes)
+    auto = compute_bounds(
+        layers, lower, upper, "auto", time_budget=0.0, notes=notes, auto_min_unstable=0
+    )
     lin = compute_bounds(layers, lower, upper, "linear")
     for a, b in zip(auto.lower + auto.upper, lin.lower + lin.upper, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any("time budget" in n.get("reason", "") for n in notes if n["kind"] == "fallback")
+
+
+def test_auto_skips_solves_when_few_neurons_are_unstable():
+    layers = extract_layers(random_network(6, 4, (8, 8), 2))
+    lower, upper = np.zeros(4), np.ones(4)
+    auto = compute_bounds(layers, lower, upper, "auto", auto_min_unstable=10_000)
+    lin = compute_bounds(layers, lower, upper, "linear")
+    for a, b in zip(auto.lower + auto.upper, lin.lower + lin.upper, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [n["stage"] for n in auto.notes if n["kind"] == "skipped"] == ["lp", "milp"]
+    full = compute_bounds(layers, lower, upper, "auto", auto_min_unstable=0)
+    assert any(row["stage"] == "lp" and row["seconds"] > 0 for row in full.report)
 
 
 def test_points_that_decide_every_neuron_skip_every_solve():

@@ -179,7 +179,7 @@ def test_bounds_are_exposed_and_user_bounds_are_used(model):
     net = random_network(3, 3, (4,), 1)
     x = model.addMVar(3, lb=0.0, ub=1.0)
     pc = add_sparse_predictor_constr(model, net, x)
-    assert pc.bounds.method == "interval" and pc.bounds.lower[0].shape == (1, 4)
+    assert pc.bounds.method == "auto" and pc.bounds.lower[0].shape == (1, 4)
     wide = NetworkBounds([b - 1 for b in pc.bounds.lower], [b + 1 for b in pc.bounds.upper])
     pc2 = add_sparse_predictor_constr(model, net, x, bounds=wide)
     assert pc2.bounds is wide
