@@ -22,9 +22,9 @@ from torch import nn
 from .domains import Domain
 from .network import float64_copy
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from .surrogate import SurrogateSwap, SwapResult
+from .surrogate import SurrogateSwap
 
-#: Judge of an input: ``(dense objective value, valid)``.
+#: Judge of an input vector: ``(dense objective value, valid)``.
 Judge = Callable[[np.ndarray], tuple[float, bool]]
 
 
@@ -68,42 +68,119 @@ def build_input_model(
 
 
 @dataclass
-class Record:
-    """One incumbent judged on the dense network."""
+class Outcome:
+    """What a solve of an :class:`InputModel` found, judged on the dense network.
 
-    time: float
-    phase: str
-    solver_objective: float | None
-    dense_objective: float
-    valid: bool
+    Times count from the caller's clock (the start of the application call).
+    """
 
-
-@dataclass
-class DirectRun:
-    """Outcome of :func:`solve_dense`."""
-
-    history: list[Record] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
     best_x: np.ndarray | None = None
     best_value: float | None = None
+    best_time: float | None = None
     first_valid: float | None = None
-    status: int = GRB.LOADED
+    found_by: str | None = None
     bound: float | None = None
+    optimal: bool = False
+    pruning_seconds: float = 0.0
+    surrogate_stats: dict | None = None
 
 
-def solve_dense(
+def solve(
     problem: InputModel,
     judge: Judge,
     *,
     sense: int,
-    time_limit: float,
     clock: Callable[[], float],
-    stop_at_first_valid: bool,
-    start: np.ndarray | None,
-    params: dict | None = None,
-) -> DirectRun:
-    """Solve the dense model, judging every incumbent with ``judge`` (a torch forward pass)."""
+    time_limit: float,
+    surrogate: Any = None,
+    prune_options: dict | None = None,
+    fallback: bool = True,
+    stop_at_first_valid: bool = False,
+    start: np.ndarray | None = None,
+    dense_params: dict | None = None,
+    check_validity: bool = True,
+) -> Outcome:
+    """Solve the model's objective, directly or through a :class:`SurrogateSwap`.
+
+    Parameters
+    ----------
+    problem : InputModel
+        With its objective set.
+    judge : callable
+        ``judge(x) -> (dense objective value, valid)`` for one input vector, from a torch
+        forward pass of the dense network.
+    sense : int
+        ``GRB.MINIMIZE`` or ``GRB.MAXIMIZE``.
+    clock : callable
+        Seconds since the start of the caller.
+    time_limit : float
+        Seconds left for this solve (pruning and embedding a surrogate included).
+    surrogate, prune_options, fallback, stop_at_first_valid, dense_params :
+        As in :class:`SurrogateSwap` and its ``optimize``; without ``surrogate`` the dense
+        model is solved directly (``dense_params`` applied).
+    start : numpy.ndarray, optional
+        Input values to start from.
+    check_validity : bool
+        Whether ``judge``'s validity matters (False: every solution is valid).
+    """
+    if surrogate is None:
+        return _solve_dense(
+            problem, judge, sense, clock, time_limit, stop_at_first_valid, start, dense_params
+        )
+    began = time.perf_counter()
+    predictor = problem.predictor
+    swap = SurrogateSwap(
+        problem.model,
+        predictor,
+        surrogate,
+        prune_options=prune_options,
+        embed_options=dict(predictor._rebuild_options),
+        valid=(lambda inputs, outputs: judge(inputs[0])[1]) if check_validity else None,
+    )
+    outcome = Outcome(pruning_seconds=swap.pruning_seconds)
+    with swap:
+        outcome.surrogate_stats = swap.surrogate_constr.stats
+        left = time_limit - (time.perf_counter() - began)  # pruning and embedding count
+        result = swap.optimize(
+            time_limit=max(left, 1e-3),
+            fallback=fallback,
+            stop_at_first_valid=stop_at_first_valid,
+            initial_inputs=start,
+            dense_params=dense_params,
+        )
+    offset = clock() - (time.perf_counter() - result.started_at)
+    for h in result.history:
+        outcome.history.append(
+            {
+                "time": offset + h.time,
+                "phase": h.phase,
+                "solver_objective": h.surrogate_objective,
+                "dense_objective": h.dense_objective,
+                "valid": h.valid,
+            }
+        )
+    valid = [h for h in outcome.history if h["valid"]]
+    if valid:
+        outcome.first_valid = valid[0]["time"]
+    if result.inputs is not None:
+        outcome.best_x = np.asarray(result.inputs[0])
+        outcome.best_value = result.objective
+        sign = 1.0 if sense == GRB.MAXIMIZE else -1.0
+        best = next(
+            h for h in valid if sign * h["dense_objective"] >= sign * result.objective - 1e-9
+        )
+        outcome.best_time, outcome.found_by = best["time"], best["phase"]
+    if any(p["name"] == "dense" for p in result.phases):
+        outcome.bound = result.bound
+    outcome.optimal = result.status == "optimal"
+    return outcome
+
+
+def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) -> Outcome:
+    """Solve the dense model, judging every incumbent with a torch forward pass."""
     m, x = problem.model, problem.x
-    run = DirectRun()
+    outcome = Outcome()
     m.setParam("TimeLimit", max(time_limit, 0.0))
     for name, value in (params or {}).items():
         m.setParam(name, value)
@@ -117,22 +194,31 @@ def solve_dense(
         values = np.array(model.cbGetSolution(x.tolist()))
         value, valid = judge(values)
         now = clock()
-        run.history.append(Record(now, "dense", model.cbGet(GRB.Callback.MIPSOL_OBJ), value, valid))
+        outcome.history.append(
+            {
+                "time": now,
+                "phase": "dense",
+                "solver_objective": model.cbGet(GRB.Callback.MIPSOL_OBJ),
+                "dense_objective": value,
+                "valid": valid,
+            }
+        )
         if valid:
-            if run.first_valid is None:
-                run.first_valid = now
-            if run.best_value is None or sign * value > sign * run.best_value:
-                run.best_value, run.best_x = value, values
-            if stop_at_first_valid:
+            if outcome.first_valid is None:
+                outcome.first_valid = now
+            if outcome.best_value is None or sign * value > sign * outcome.best_value:
+                outcome.best_value, outcome.best_x, outcome.best_time = value, values, now
+                outcome.found_by = "dense"
+            if stop:
                 model.terminate()
 
     m.optimize(callback)
-    run.status = m.Status
+    outcome.optimal = m.Status == GRB.OPTIMAL
     try:
-        run.bound = float(m.ObjBound)
+        outcome.bound = float(m.ObjBound)
     except gp.GurobiError:
-        run.bound = None
-    return run
+        outcome.bound = None
+    return outcome
 
 
 def dense_judge(network: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -148,47 +234,9 @@ def dense_judge(network: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return forward
 
 
-def solve_with_surrogate(
-    problem: InputModel,
-    surrogate: Any,
-    *,
-    prune_options: dict | None,
-    relu_formulation: str,
-    bounds: Any,
-    domain: Domain,
-    valid: Callable[[np.ndarray, np.ndarray], bool] | None,
-    time_limit: float,
-    fallback: bool,
-    stop_at_first_valid: bool,
-    start: np.ndarray | None,
-    dense_params: dict | None,
-) -> tuple[SwapResult, dict, float]:
-    """Solve through a :class:`SurrogateSwap`; returns the result, surrogate stats and its start.
-
-    The swap's own clock starts after the surrogates are pruned; the third value is the
-    time at which pruning began, relative to the swap's construction, so callers can place the
-    swap's times on their own clock.
-    """
-    began = time.perf_counter()
-    swap = SurrogateSwap(
-        problem.model,
-        problem.predictor,
-        surrogate,
-        prune_options=prune_options,
-        embed_options={"relu_formulation": relu_formulation, "bounds": bounds, "domain": domain},
-        valid=valid,
-    )
-    with swap:
-        surrogate_stats = swap.surrogate_constr.stats
-        left = time_limit - (time.perf_counter() - began)  # pruning and embedding count
-        result = swap.optimize(
-            time_limit=max(left, 1e-3),
-            fallback=fallback,
-            stop_at_first_valid=stop_at_first_valid,
-            initial_inputs=start,
-            dense_params=dense_params,
-        )
-    return result, surrogate_stats, swap.pruning_seconds
+def renamed(record: dict, name: str) -> dict:
+    """A history record with its ``dense_objective`` under the application's own name."""
+    return {name if k == "dense_objective" else k: v for k, v in record.items()}
 
 
 def check_time_limit(time_limit: float) -> float:

@@ -10,13 +10,7 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
-from .applications import (
-    build_input_model,
-    check_time_limit,
-    dense_judge,
-    solve_dense,
-    solve_with_surrogate,
-)
+from .applications import build_input_model, check_time_limit, dense_judge, renamed, solve
 from .attacks import pgd_maximize
 from .domains import Domain
 
@@ -155,74 +149,29 @@ def maximize_output(
         if remaining <= 0:
             result.runtime = clock()
             return result
-        if surrogate is None:
-            run = solve_dense(
-                problem,
-                lambda x: (float(forward(x)[output_index]), True),
-                sense=GRB.MAXIMIZE,
-                time_limit=remaining,
-                clock=clock,
-                stop_at_first_valid=False,
-                start=start_point,
-            )
-            result.history.extend(
-                {
-                    "time": r.time,
-                    "phase": r.phase,
-                    "solver_objective": r.solver_objective,
-                    "dense_value": r.dense_objective,
-                }
-                for r in run.history
-            )
-            if run.best_x is not None and (result.value is None or run.best_value > result.value):
-                result.value, result.x = run.best_value, run.best_x
-                result.time_to_best = next(
-                    r.time for r in run.history if r.dense_objective >= run.best_value
-                )
-            result.optimal = run.status == GRB.OPTIMAL
-            result.bound = run.bound
-        else:
-            swap_result, surrogate_stats, pruning = solve_with_surrogate(
-                problem,
-                surrogate,
-                prune_options=prune_options,
-                relu_formulation=relu_formulation,
-                bounds=bounds,
-                domain=domain,
-                valid=None,
-                time_limit=remaining,
-                fallback=fallback,
-                stop_at_first_valid=False,
-                start=start_point,
-                dense_params=None,
-            )
-            result.pruning_seconds = pruning
-            result.model_stats["surrogate"] = surrogate_stats
-            offset = swap_result.started_at - t0
-            for h in swap_result.history:
-                result.history.append(
-                    {
-                        "time": offset + h.time,
-                        "phase": h.phase,
-                        "solver_objective": h.surrogate_objective,
-                        "dense_value": h.dense_objective,
-                    }
-                )
-            if swap_result.objective is not None and (
-                result.value is None or swap_result.objective > result.value
-            ):
-                best_time = min(
-                    h.time
-                    for h in swap_result.history
-                    if h.valid
-                    and h.dense_objective is not None
-                    and h.dense_objective >= swap_result.objective - 1e-9
-                )
-                result.value = swap_result.objective
-                result.x = np.asarray(swap_result.inputs[0])
-                result.time_to_best = offset + best_time
-            result.optimal = swap_result.status == "optimal"
-            result.bound = swap_result.bound
+        outcome = solve(
+            problem,
+            lambda x: (float(forward(x)[output_index]), True),
+            sense=GRB.MAXIMIZE,
+            clock=clock,
+            time_limit=remaining,
+            surrogate=surrogate,
+            prune_options=prune_options,
+            fallback=fallback,
+            start=start_point,
+            check_validity=False,
+        )
+        result.pruning_seconds = outcome.pruning_seconds
+        if outcome.surrogate_stats is not None:
+            result.model_stats["surrogate"] = outcome.surrogate_stats
+        result.history.extend(renamed(h, "dense_value") for h in outcome.history)
+        if outcome.best_x is not None and (
+            result.value is None or outcome.best_value > result.value
+        ):
+            result.value, result.x = outcome.best_value, outcome.best_x
+            result.time_to_best = outcome.best_time
+        result.optimal = outcome.optimal
+        result.bound = outcome.bound
         result.runtime = clock()
         return result
     finally:

@@ -10,13 +10,7 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
-from .applications import (
-    build_input_model,
-    check_time_limit,
-    dense_judge,
-    solve_dense,
-    solve_with_surrogate,
-)
+from .applications import build_input_model, check_time_limit, dense_judge, renamed, solve
 from .attacks import pgd_attack
 from .domains import Domain
 
@@ -274,105 +268,33 @@ def find_adversarial(
         remaining = time_limit - clock()
         if remaining <= 0:
             return finish(start_point, "unknown")
-        if surrogate is None:
-            return _finish_dense(
-                result,
-                finish,
-                problem,
-                margin_at,
-                misclassified,
-                clock,
-                remaining,
-                stop_at_first,
-                start_point,
-                dense_params,
-            )
-        swap_result, surrogate_stats, pruning = solve_with_surrogate(
+        outcome = solve(
             problem,
-            surrogate,
-            prune_options=prune_options,
-            relu_formulation=relu_formulation,
-            bounds=bounds,
-            domain=domain,
-            valid=lambda inputs, outputs: misclassified(inputs[0]),
+            lambda x: (margin_at(x)[0], misclassified(x)),
+            sense=GRB.MINIMIZE,
+            clock=clock,
             time_limit=remaining,
+            surrogate=surrogate,
+            prune_options=prune_options,
             fallback=fallback,
             stop_at_first_valid=stop_at_first,
             start=start_point,
             dense_params=dense_params,
         )
-        result.pruning_seconds = pruning
-        result.model_stats["surrogate"] = surrogate_stats
-        offset = swap_result.started_at - t0  # the swap's times count from its optimize()
-        for h in swap_result.history:
-            result.history.append(
-                {
-                    "time": offset + h.time,
-                    "phase": h.phase,
-                    "solver_objective": h.surrogate_objective,
-                    "dense_margin": h.dense_objective,
-                    "valid": h.valid,
-                }
-            )
-        valid_times = [h.time for h in swap_result.history if h.valid]
-        if valid_times and result.time_to_first is None:
-            result.time_to_first = offset + min(valid_times)
-        dense_phase = [p for p in swap_result.phases if p["name"] == "dense"]
-        if dense_phase:
-            result.bound = swap_result.bound
-        if swap_result.inputs is not None:
-            found_by = next(h.phase for h in swap_result.history if h.valid)
-            return finish(swap_result.inputs[0], "adversarial", found_by)
-        if result.bound is not None and result.bound > ROBUST_TOL:
+        result.pruning_seconds = outcome.pruning_seconds
+        if outcome.surrogate_stats is not None:
+            result.model_stats["surrogate"] = outcome.surrogate_stats
+        result.history.extend(renamed(h, "dense_margin") for h in outcome.history)
+        if result.time_to_first is None:
+            result.time_to_first = outcome.first_valid
+        result.bound = outcome.bound
+        if outcome.best_x is not None:
+            return finish(outcome.best_x, "adversarial", outcome.found_by)
+        if outcome.bound is not None and outcome.bound > ROBUST_TOL:
             return finish(start_point, "robust")
         return finish(start_point, "unknown")
     finally:
         problem.dispose()
-
-
-def _finish_dense(
-    result,
-    finish,
-    problem,
-    margin_at,
-    misclassified,
-    clock,
-    remaining,
-    stop_at_first,
-    start_point,
-    dense_params,
-) -> AdversarialResult:
-    def judge(x: np.ndarray) -> tuple[float, bool]:
-        return margin_at(x)[0], misclassified(x)
-
-    run = solve_dense(
-        problem,
-        judge,
-        sense=GRB.MINIMIZE,
-        time_limit=remaining,
-        clock=clock,
-        stop_at_first_valid=stop_at_first,
-        start=start_point,
-        params=dense_params,
-    )
-    result.history.extend(
-        {
-            "time": r.time,
-            "phase": r.phase,
-            "solver_objective": r.solver_objective,
-            "dense_margin": r.dense_objective,
-            "valid": r.valid,
-        }
-        for r in run.history
-    )
-    if result.time_to_first is None:
-        result.time_to_first = run.first_valid
-    result.bound = run.bound
-    if run.best_x is not None:
-        return finish(run.best_x, "adversarial", "dense")
-    if run.bound is not None and run.bound > ROBUST_TOL:
-        return finish(start_point, "robust")
-    return finish(start_point, "unknown")
 
 
 __all__ = ["AdversarialResult", "find_adversarial"]
