@@ -22,7 +22,7 @@ from torch import nn
 from .domains import Domain
 from .network import float64_copy
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from .surrogate import SurrogateSwap
+from .surrogate import SurrogateSwap, final_solutions, proven_bound
 
 #: Judge of an input vector: ``(dense objective value, valid)``.
 Judge = Callable[[np.ndarray], tuple[float, bool]]
@@ -188,17 +188,20 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
         m.setAttr("Start", x.tolist(), np.asarray(start, dtype=np.float64).tolist())
     sign = 1.0 if sense == GRB.MAXIMIZE else -1.0
 
-    def callback(model, where):
-        if where != GRB.Callback.MIPSOL:
-            return
-        values = np.array(model.cbGetSolution(x.tolist()))
+    seen: set[bytes] = set()
+
+    def offer(values: np.ndarray, objective: float) -> bool:
+        key = values.tobytes()
+        if key in seen:
+            return False
+        seen.add(key)
         value, valid = judge(values)
         now = clock()
         outcome.history.append(
             {
                 "time": now,
                 "phase": "dense",
-                "solver_objective": model.cbGet(GRB.Callback.MIPSOL_OBJ),
+                "solver_objective": objective,
                 "dense_objective": value,
                 "valid": valid,
             }
@@ -209,15 +212,19 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
             if outcome.best_value is None or sign * value > sign * outcome.best_value:
                 outcome.best_value, outcome.best_x, outcome.best_time = value, values, now
                 outcome.found_by = "dense"
-            if stop:
+        return valid
+
+    def callback(model, where):
+        if where == GRB.Callback.MIPSOL:
+            values = np.array(model.cbGetSolution(x.tolist()))
+            if offer(values, model.cbGet(GRB.Callback.MIPSOL_OBJ)) and stop:
                 model.terminate()
 
     m.optimize(callback)
+    for values, objective in final_solutions(m, x.tolist()):
+        offer(values, objective)
     outcome.optimal = m.Status == GRB.OPTIMAL
-    try:
-        outcome.bound = float(m.ObjBound)
-    except gp.GurobiError:
-        outcome.bound = None
+    outcome.bound = proven_bound(m)
     return outcome
 
 

@@ -131,6 +131,34 @@ class SwapResult:
             ) from None
 
 
+def final_solutions(model: gp.Model, variables: list[gp.Var]) -> list[tuple[np.ndarray, float]]:
+    """Every solution ``model`` holds after optimize, as ``(values of variables, objective)``.
+
+    Solutions found in presolve, and the solution of a model without integer variables (an
+    LP, when bounds left no unstable neuron), never reach a MIPSOL callback.
+    """
+    if model.SolCount == 0:
+        return []
+    if not model.IsMIP:
+        return [(np.array(model.getAttr("X", variables)), model.ObjVal)]
+    found = []
+    for k in range(model.SolCount):
+        model.Params.SolutionNumber = k
+        found.append((np.array(model.getAttr("Xn", variables)), model.PoolObjVal))
+    model.Params.SolutionNumber = 0
+    return found
+
+
+def proven_bound(model: gp.Model) -> float | None:
+    """The best proven objective bound after optimize (the optimum of a solved LP)."""
+    try:
+        if model.IsMIP:
+            return float(model.ObjBound)
+        return float(model.ObjVal) if model.Status == GRB.OPTIMAL else None
+    except gp.GurobiError:
+        return None
+
+
 class _Judge:
     """Re-scores incumbents of the current model on the dense network."""
 
@@ -562,26 +590,42 @@ class _SolveState:
         return feasible, valid
 
     def run_phase(self, name: str, budget: float | None, embedding: Any) -> None:
-        m = self.swap.model
         judge = _Judge(self.swap, embedding)
-        limit = self._limit(budget)
-        m.setParam("TimeLimit", limit)
+        self.swap.model.setParam("TimeLimit", self._limit(budget))
         self._start_from_best(judge)
-        phase_start = self.elapsed()
         candidates: list[tuple[float, np.ndarray, float]] = []
+        self._solve(name, judge, candidates)
+        sign = 1.0 if judge.sense == GRB.MINIMIZE else -1.0
+        candidates.sort(key=lambda c: sign * c[0])
+        self.pending = candidates
+        self._judge_vars = judge
+
+    def _solve(self, name: str, judge: _Judge, candidates: list | None) -> None:
+        """Optimize, judging every solution found: incumbents and the final solution pool."""
+        m = self.swap.model
+        phase_start = self.elapsed()
+        seen: set[bytes] = set()
+
+        def offer(values: np.ndarray, objective: float) -> bool:
+            key = values.tobytes()
+            if key in seen:
+                return False
+            seen.add(key)
+            feasible, valid = self._record(judge, values, name, objective)
+            if not feasible and candidates is not None:
+                candidates.append((objective, values, self.elapsed()))
+            return valid
 
         def callback(model, where):
             if where != GRB.Callback.MIPSOL:
                 return
             values = np.array(model.cbGetSolution(judge.vars))
-            objective = model.cbGet(GRB.Callback.MIPSOL_OBJ)
-            feasible, valid = self._record(judge, values, name, objective)
-            if not feasible:
-                candidates.append((objective, values, self.elapsed()))
-            if valid and self.stop:
+            if offer(values, model.cbGet(GRB.Callback.MIPSOL_OBJ)) and self.stop:
                 model.terminate()
 
         m.optimize(callback)
+        for values, objective in final_solutions(m, judge.vars):
+            offer(values, objective)
         found = [h for h in self.history if h.phase == name]
         self.phases.append(
             {
@@ -592,10 +636,6 @@ class _SolveState:
                 "valid": sum(h.valid for h in found),
             }
         )
-        sign = 1.0 if judge.sense == GRB.MINIMIZE else -1.0
-        candidates.sort(key=lambda c: sign * c[0])
-        self.pending = candidates
-        self._judge_vars = judge
 
     def repair(self, max_repairs: int) -> None:
         """Fix inputs and dense outputs of infeasible incumbents; re-solve the rest (no network)."""
@@ -637,36 +677,12 @@ class _SolveState:
         judge = _Judge(self.swap, self.swap.dense_constr)
         self._start_from_best(judge, complete=True)
         m.setParam("TimeLimit", self._limit(None))
-        phase_start = self.elapsed()
-
-        def callback(model, where):
-            if where == GRB.Callback.MIPSOL:
-                values = np.array(model.cbGetSolution(judge.vars))
-                _, valid = self._record(
-                    judge, values, "dense", model.cbGet(GRB.Callback.MIPSOL_OBJ)
-                )
-                if valid and self.stop:
-                    model.terminate()
-
-        m.optimize(callback)
-        found = [h for h in self.history if h.phase == "dense"]
-        self.phases.append(
-            {
-                "name": "dense",
-                "seconds": self.elapsed() - phase_start,
-                "gurobi_status": m.Status,
-                "incumbents": len(found),
-                "valid": sum(h.valid for h in found),
-            }
-        )
+        self._solve("dense", judge, None)
         if m.Status == GRB.OPTIMAL:
             self.final_status = STATUS_OPTIMAL
         elif m.Status in (GRB.INFEASIBLE, GRB.INF_OR_UNBD) and self.best is None:
             self.final_status = STATUS_INFEASIBLE
-        try:
-            self.bound = float(m.ObjBound) if m.IsMIP else float(m.ObjVal)
-        except gp.GurobiError:
-            self.bound = None
+        self.bound = proven_bound(m)
 
     def _limit(self, budget: float | None) -> float:
         remaining = self.remaining()
