@@ -95,3 +95,22 @@ def test_errors():
     bad = NetworkBounds.from_arrays([np.zeros(4)], [np.ones(4)])
     with pytest.raises(ShapeMismatchError, match="the network has 2"):
         bad.check_shapes(layers, 1)
+
+
+def test_domain_aware_first_layer_bounds_are_sound_and_tighter_than_the_box():
+    from gurobi_sparse_surrogate import L1Ball
+
+    net = random_network(5, 40, (30, 20), 3)
+    layers = extract_layers(net)
+    rng = np.random.default_rng(0)
+    center = np.where(rng.random(40) < 0.6, 0.0, rng.random(40))  # many pixels at 0
+    domain = L1Ball(center, 2.0)
+    box = compute_bounds(layers, domain.lower, domain.upper, "interval")
+    ball = compute_bounds(layers, domain.lower, domain.upper, "interval", domain=domain)
+    for a_lo, a_hi, b_lo, b_hi in zip(box.lower, box.upper, ball.lower, ball.upper, strict=True):
+        assert np.all(b_lo >= a_lo - 1e-12) and np.all(b_hi <= a_hi + 1e-12)
+    assert np.mean(ball.upper[0] - ball.lower[0]) < 0.8 * np.mean(box.upper[0] - box.lower[0])
+    points = domain.sample(3000, rng)
+    assert domain.contains(points).all()
+    for z, lo, hi in zip(layers_forward(layers, points), ball.lower, ball.upper, strict=True):
+        assert np.all(z >= lo - 1e-9) and np.all(z <= hi + 1e-9)
