@@ -20,7 +20,6 @@ that it loads back with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import inspect
 import json
@@ -35,10 +34,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
-from .exceptions import ShapeMismatchError, SparseSurrogateError, UnsupportedNetworkError
-from .pruning import SparseSequential
+from .exceptions import DatasetFormatError, ShapeMismatchError
+from .idx import read_idx, write_idx
+from .network_io import FORMAT_VERSION, load_network, save_network
 
 __all__ = [
     "AUGMENTATION",
@@ -59,10 +58,6 @@ __all__ = [
     "train_test_split",
     "write_idx",
 ]
-
-
-class DatasetFormatError(SparseSurrogateError, ValueError):
-    """A data or network file does not have the expected format."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,104 +172,6 @@ def resize_images(X: np.ndarray, size: int) -> np.ndarray:
             images, size=(size, size), mode="bilinear", align_corners=False
         )
     return resized.clamp_(0.0, 1.0).reshape(-1, size * size).numpy()
-
-
-_IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
-def _open(path: Path, mode: str):
-    return gzip.open(path, mode) if path.suffix == ".gz" else open(path, mode)
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (the format of the MNIST distribution), gzipped if it ends in ``.gz``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-
-    Returns
-    -------
-    numpy.ndarray
-        The array, with the dimensions and element type stored in the file (native byte order).
-
-    Raises
-    ------
-    DatasetFormatError
-        If the file is not a valid IDX file.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
-    >>> write_idx(path, np.array([3, 1, 4], dtype=np.uint8))
-    >>> read_idx(path)
-    array([3, 1, 4], dtype=uint8)
-    """
-    path = Path(path)
-    with _open(path, "rb") as stream:
-        data = stream.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DatasetFormatError(f"{path} is not an IDX file (bad magic number {data[:4]!r})")
-    dtype, ndim = _IDX_DTYPES[data[2]], data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetFormatError(f"{path}: truncated IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = math.prod(shape) * dtype.itemsize
-    if len(data) - header != expected:
-        raise DatasetFormatError(
-            f"{path}: IDX header announces shape {shape} ({expected} bytes of data) "
-            f"but the file holds {len(data) - header} bytes"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write an array as an IDX file, gzipped if ``path`` ends in ``.gz``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file to write.
-    array : numpy.ndarray
-        Of type uint8, int8, int16, int32, float32 or float64, with 1 to 255 dimensions.
-
-    Raises
-    ------
-    TypeError
-        If the element type has no IDX code.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte")
-    >>> write_idx(path, np.zeros((2, 28, 28), dtype=np.uint8))
-    >>> read_idx(path).shape
-    (2, 28, 28)
-    """
-    array = np.asarray(array)
-    codes = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
-    code = codes.get(array.dtype.newbyteorder("="))
-    if code is None:
-        raise TypeError(
-            f"IDX files cannot hold {array.dtype}; use one of {sorted(map(str, codes))}"
-        )
-    if not 1 <= array.ndim <= 255:
-        raise ValueError(f"IDX files hold 1 to 255 dimensions, got {array.ndim}")
-    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    body = np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
-    with _open(Path(path), "wb") as stream:
-        stream.write(header + body)
 
 
 def _find_idx(directory: Path, prefix: str, kind: str, idx: str) -> Path:
@@ -796,208 +693,6 @@ def train_classifier(
 
 
 # ---------------------------------------------------------------------------------------------
-# saving and loading networks
-# ---------------------------------------------------------------------------------------------
-
-_FORMAT = "gurobi_sparse_surrogate.network"
-_FORMAT_VERSION = 1
-_CONTAINERS: dict[str, type[nn.Sequential]] = {
-    "Sequential": nn.Sequential,
-    "SparseSequential": SparseSequential,
-}
-_LEAVES = ("Linear", "ReLU", "Identity", "Dropout", "Flatten")
-_SUPPORTED = ", ".join((*_CONTAINERS, *_LEAVES))
-
-
-def _unsupported(kind: str, where: str) -> UnsupportedNetworkError:
-    return UnsupportedNetworkError(
-        f"cannot {where} a network with a {kind} module; supported modules: {_SUPPORTED}"
-    )
-
-
-def _describe(module: nn.Module, path: str) -> dict[str, Any]:
-    """Plain-data description of ``module`` (recursing into Sequential containers)."""
-    pruned = sorted(
-        hook._tensor_name
-        for hook in module._forward_pre_hooks.values()
-        if isinstance(hook, prune.BasePruningMethod)
-    )
-    if isinstance(module, nn.Sequential):
-        kind = type(module).__name__
-        if kind not in _CONTAINERS:  # a subclass of Sequential behaves as Sequential
-            kind = "SparseSequential" if isinstance(module, SparseSequential) else "Sequential"
-        children = [
-            [name, _describe(child, f"{path}.{name}")] for name, child in module.named_children()
-        ]
-        return {"type": kind, "children": children}
-    if isinstance(module, nn.Linear):
-        spec = {
-            "type": "Linear",
-            "in_features": module.in_features,
-            "out_features": module.out_features,
-            "bias": module.bias is not None or hasattr(module, "bias_orig"),
-        }
-    elif isinstance(module, nn.ReLU):
-        spec = {"type": "ReLU"}
-    elif isinstance(module, nn.Identity):
-        spec = {"type": "Identity"}
-    elif isinstance(module, nn.Dropout):
-        spec = {"type": "Dropout", "p": float(module.p)}
-    elif isinstance(module, nn.Flatten):
-        spec = {"type": "Flatten", "start_dim": module.start_dim, "end_dim": module.end_dim}
-    else:
-        raise _unsupported(f"{type(module).__name__} (at {path.lstrip('.')})", "save")
-    spec["pruned"] = pruned
-    return spec
-
-
-def _build(spec: Any, path: str) -> nn.Module:
-    """Inverse of :func:`_describe`."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise DatasetFormatError(f"malformed architecture entry at {path or 'top level'}: {spec!r}")
-    kind = spec["type"]
-    try:
-        if kind in _CONTAINERS:
-            container = _CONTAINERS[kind]()
-            for name, child in spec["children"]:
-                container.add_module(str(name), _build(child, f"{path}.{name}"))
-            return container
-        if kind == "Linear":
-            module = nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"])
-        elif kind == "ReLU":
-            module = nn.ReLU()
-        elif kind == "Identity":
-            module = nn.Identity()
-        elif kind == "Dropout":
-            module = nn.Dropout(spec["p"])
-        elif kind == "Flatten":
-            module = nn.Flatten(spec["start_dim"], spec["end_dim"])
-        else:
-            raise _unsupported(f"{kind} (at {path.lstrip('.')})", "load")
-    except (KeyError, TypeError, ValueError) as error:
-        if isinstance(error, UnsupportedNetworkError):
-            raise
-        raise DatasetFormatError(
-            f"malformed {kind} entry at {path.lstrip('.')}: {error}"
-        ) from error
-    for name in spec.get("pruned", []):
-        prune.identity(module, name)  # creates <name>_orig and <name>_mask, filled by the state
-    return module
-
-
-def save_network(network: nn.Module, path: str | os.PathLike) -> None:
-    """Save a network's architecture (as plain data) and its ``state_dict`` in one file.
-
-    Supported are (nested) ``nn.Sequential`` / :class:`SparseSequential` containers of
-    ``Linear``, ``ReLU``, ``Identity``, ``Dropout`` and ``Flatten`` modules. Modules pruned with
-    :mod:`torch.nn.utils.prune` keep their masks: they are pruned again on loading.
-
-    Parameters
-    ----------
-    network : torch.nn.Module
-        The network; it is not modified.
-    path : str or os.PathLike
-        The file to write (conventionally ``*.pt``).
-
-    Raises
-    ------
-    UnsupportedNetworkError
-        If the network is not a Sequential or contains another module type (named).
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
-    >>> save_network(make_mlp(4, (8,), 2), path)
-    >>> load_network(path)[0]
-    Linear(in_features=4, out_features=8, bias=True)
-    """
-    if not isinstance(network, nn.Sequential):
-        raise UnsupportedNetworkError(
-            f"save_network takes an nn.Sequential, got {type(network).__name__}"
-        )
-    payload = {
-        "format": _FORMAT,
-        "version": _FORMAT_VERSION,
-        "architecture": _describe(network, ""),
-        "state_dict": {
-            key: value.detach().cpu().clone() for key, value in network.state_dict().items()
-        },
-    }
-    torch.save(payload, Path(path))
-
-
-def load_network(path: str | os.PathLike) -> nn.Sequential:
-    """Load a network written by :func:`save_network` (safely: ``weights_only=True``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file.
-
-    Returns
-    -------
-    torch.nn.Sequential
-        The network (a :class:`SparseSequential` if one was saved) in evaluation mode, with the
-        saved parameter dtypes and prune masks.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    DatasetFormatError
-        If the file was not written by :func:`save_network`.
-    UnsupportedNetworkError
-        If the architecture names a module type that is not supported.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
-    >>> net = random_relu_network(10, depth=2, width=5)
-    >>> save_network(net, path)
-    >>> bool(torch.equal(load_network(path)(torch.ones(1, 10)), net(torch.ones(1, 10))))
-    True
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"network file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle errors of all kinds
-        raise DatasetFormatError(
-            f"{path} is not a network file of save_network: {error}"
-        ) from error
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise DatasetFormatError(f"{path} is not a network file written by save_network")
-    if payload.get("version") != _FORMAT_VERSION:
-        raise DatasetFormatError(
-            f"{path} has network file version {payload.get('version')}, "
-            f"this version of the package reads version {_FORMAT_VERSION}"
-        )
-    network = _build(payload["architecture"], "")
-    if not isinstance(network, nn.Sequential):
-        raise DatasetFormatError(f"{path} does not hold a Sequential network")
-    state = payload["state_dict"]
-    if not isinstance(state, dict):
-        raise DatasetFormatError(f"{path} holds no state_dict")
-    dtypes = {value.dtype for value in state.values() if value.is_floating_point()}
-    if len(dtypes) == 1:  # keep the saved precision (float32 or float64)
-        network.to(dtypes.pop())
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as error:
-        raise DatasetFormatError(
-            f"{path}: weights do not match the architecture: {error}"
-        ) from error
-    for module in network.modules():  # refresh what prune hooks cache (stale until a forward)
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, prune.BasePruningMethod):
-                setattr(module, hook._tensor_name, hook.apply_mask(module))
-    return network.eval()
-
-
-# ---------------------------------------------------------------------------------------------
 # the paper's MNIST classifiers
 # ---------------------------------------------------------------------------------------------
 
@@ -1092,7 +787,7 @@ def mnist_classifier(
             # the resolved training options, so that a change of defaults invalidates the cache
             "train_options": {**_TRAINING_DEFAULTS, **train_options},
             "augmentation": AUGMENTATION,
-            "version": _FORMAT_VERSION,
+            "version": FORMAT_VERSION,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         arch = "x".join(map(str, hidden)) or "linear"

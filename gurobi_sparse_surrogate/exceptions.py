@@ -30,3 +30,7 @@ class UnboundedInputError(SparseSurrogateError, ValueError):
 
 class ModelTooLargeError(SparseSurrogateError, ValueError):
     """The model would exceed the limits of the Gurobi licence in use."""
+
+
+class DatasetFormatError(SparseSurrogateError, ValueError):
+    """A data or network file does not have the expected format."""
