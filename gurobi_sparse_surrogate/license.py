@@ -115,7 +115,7 @@ def check_model_size(
     Examples
     --------
     >>> import gurobipy as gp
-    >>> m = gp.Model()
+    >>> m = gp.Model(env=gp.Env(params={"OutputFlag": 0}))
     >>> x = m.addVars(10)
     >>> check_model_size(m, added_variables=5).variables
     15

@@ -128,7 +128,7 @@ def save_network(network: nn.Module, path: str | os.PathLike) -> None:
     Examples
     --------
     >>> import tempfile, os
-    >>> from gurobi_sparse_surrogate.datasets import random_relu_network
+    >>> from gurobi_sparse_surrogate.datasets import make_mlp
     >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
     >>> save_network(make_mlp(4, (8,), 2), path)
     >>> load_network(path)[0]

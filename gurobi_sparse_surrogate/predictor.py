@@ -453,8 +453,7 @@ def add_sparse_predictor_constr(
     --------
     >>> import gurobipy as gp, torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-    >>> m = gp.Model()
-    >>> m.Params.OutputFlag = 0
+    >>> m = gp.Model(env=gp.Env(params={"OutputFlag": 0}))
     >>> x = m.addMVar(4, lb=0.0, ub=1.0)
     >>> pc = add_sparse_predictor_constr(m, net, x)
     >>> m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
