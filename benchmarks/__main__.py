@@ -1,0 +1,128 @@
+"""Command line: ``python -m benchmarks {run,report,quick,list}``.
+
+Examples
+--------
+::
+
+    python -m benchmarks quick                 # quick profile + report + table on stdout
+    python -m benchmarks run --profile quick --output results/quick.jsonl --jobs 2
+    python -m benchmarks report results/quick.jsonl --out results/quick/
+    python -m benchmarks run --profile paper --output results/paper.jsonl \\
+        --scheduler tcp://scheduler:8786   # on a Dask cluster
+    python -m benchmarks list --profile quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .suites import PROFILES, get_profile
+
+
+def _add_run_options(parser: argparse.ArgumentParser, profile_default: str | None) -> None:
+    parser.add_argument(
+        "--profile", choices=PROFILES, default=profile_default, required=profile_default is None
+    )
+    parser.add_argument("--output", type=Path, help="results file (JSON lines)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="local worker processes (default: min(2, cpus)); 1 runs in this process",
+    )
+    parser.add_argument("--scheduler", help="Dask distributed scheduler address")
+    parser.add_argument("--cache-dir", type=Path, help="trained networks (default: next to output)")
+    parser.add_argument("--time-limit", type=float, help="seconds per run (overrides the profile)")
+    parser.add_argument("--threads", type=int, help="solver threads per run (default 1)")
+    parser.add_argument("--methods", nargs="+", help="run only these methods")
+    parser.add_argument("--suites", nargs="+", choices=("verification", "maximization"))
+    parser.add_argument("--max-runs", type=int, help="stop after this many new runs")
+    parser.add_argument("--retry-errors", action="store_true", help="rerun failed runs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m benchmarks``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Side-by-side benchmarks of gurobi-ml, the paper's pruned surrogate and "
+        "this package, judged on the dense network.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a profile (resumes an existing results file)")
+    _add_run_options(run, None)
+    report = sub.add_parser("report", help="markdown tables and PNG plots of a results file")
+    report.add_argument("results", type=Path)
+    report.add_argument("--out", type=Path, help="output directory (default: next to results)")
+    report.add_argument("--no-plots", action="store_true")
+    quick = sub.add_parser("quick", help="run a profile, write its report, print the tables")
+    _add_run_options(quick, "quick")
+    listing = sub.add_parser("list", help="show a profile's instances and methods")
+    listing.add_argument("--profile", choices=PROFILES, default="quick")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> Path:
+    from .runner import main_run_message, run_benchmark
+
+    profile = get_profile(args.profile)
+    output = args.output or Path("results") / f"{profile.name}.jsonl"
+    summary = run_benchmark(
+        profile,
+        output,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        cache_dir=args.cache_dir,
+        time_limit=args.time_limit,
+        threads=args.threads,
+        methods=args.methods,
+        suites=args.suites,
+        max_runs=args.max_runs,
+        retry_errors=args.retry_errors,
+        progress=not args.no_progress,
+    )
+    print(main_run_message(summary, output), file=sys.stderr)
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        profile = get_profile(args.profile)
+        print(f"profile {profile.name}: {profile.description}")
+        print(f"time limit {profile.time_limit:g} s, {profile.threads} thread(s) per run")
+        print(f"{len(profile.instances)} instances x {len(profile.methods)} methods:")
+        for inst in profile.instances:
+            print(f"  {inst.suite:13} {inst.id}")
+        print("methods: " + ", ".join(m.name for m in profile.methods))
+        return 0
+    if args.command == "run":
+        _run(args)
+        return 0
+    from .report import write_report
+
+    if args.command == "report":
+        results = args.results
+        out = args.out or results.with_suffix("")
+        if not results.is_file():
+            print(f"error: results file {results} does not exist", file=sys.stderr)
+            return 2
+        markdown = write_report(results, out, plots=not args.no_plots)
+        print(markdown)
+        print(f"report written to {out / 'report.md'}", file=sys.stderr)
+        return 0
+    # quick
+    output = _run(args)
+    out = output.with_suffix("")
+    markdown = write_report(output, out)
+    print(markdown)
+    print(f"report and plots written to {out}/", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""Tests of the benchmark suite: profiles, methods, resumable runner, metrics, report, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import forward64
+
+# the benchmarks package lives at the repository root, next to tests/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import methods as bm
+from benchmarks.__main__ import main
+from benchmarks.report import (
+    geometric_mean,
+    load_results,
+    paired,
+    suite_table,
+    time_ratios,
+    wins_losses,
+    write_report,
+)
+from benchmarks.runner import (
+    Task,
+    execute_task,
+    make_tasks,
+    read_results,
+    record_key,
+    run_benchmark,
+)
+from benchmarks.suites import (
+    PROFILES,
+    Instance,
+    MethodSpec,
+    Profile,
+    get_profile,
+    maximization_instances,
+    method,
+    verification_instances,
+)
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def digits_instances(n: int = 2) -> list[Instance]:
+    """Tiny verification instances on sklearn's 8x8 digits (fast to train and solve)."""
+    out = verification_instances([8], [(8,)], n, dataset="digits", n_test=360, seed=3)
+    return [Instance(i.suite, i.id, {**i.params, "radius": 1.0}) for i in out]
+
+
+def tiny_profile(methods, instances=None, time_limit=5.0) -> Profile:
+    return Profile(
+        "tiny",
+        tuple(instances if instances is not None else digits_instances()),
+        tuple(methods),
+        time_limit=time_limit,
+    )
+
+
+# ------------------------------------------------------------------------------ suites
+
+
+def test_profiles_are_deterministic_and_complete():
+    for name in PROFILES:
+        a, b = get_profile(name), get_profile(name)
+        assert [i.id for i in a.instances] == [i.id for i in b.instances]
+        assert [i.params for i in a.instances] == [i.params for i in b.instances]
+        names = [m.name for m in a.methods]
+        assert len(names) == len(set(names))
+        ids = [(i.suite, i.id) for i in a.instances]
+        assert len(ids) == len(set(ids))
+    quick = {m.name for m in get_profile("quick").methods}
+    for r in (0.5, 0.8, 0.9):
+        assert {f"surrogate-{r:g}", f"surrogate-{r:g}-nofallback", f"paper-{r:g}"} <= quick
+    assert {"gurobi-ml", "gurobi-ml-obbt", "dense", "attack", "surrogate-0.8-finetuned"} <= quick
+    assert "surrogate-0.8-neuron" in quick and "dense+attack" in quick
+    smoke = get_profile("smoke")
+    assert {m.kind for m in smoke.methods} == {"gurobi-ml", "paper", "dense", "surrogate", "attack"}
+    paper = get_profile("paper")
+    assert len([m for m in paper.methods if m.kind == "surrogate"]) == 2 * 5 * 2 * 2 * 2
+    # radii from U[4.5, 5.5]
+    radii = [i.params["radius"] for i in paper.instances if i.suite == "verification"]
+    assert min(radii) >= 4.5 and max(radii) <= 5.5 and len(set(radii)) > 1
+
+
+def test_method_names_and_validation():
+    assert method("paper", rate=0.5).name == "paper-0.5"
+    spec = method("surrogate", rate=0.9, finetune=True, structure="neuron", fallback=False)
+    assert spec.name == "surrogate-0.9-finetuned-neuron-nofallback"
+    assert spec.family == "surrogate-finetuned-neuron-nofallback"
+    assert method("dense", attack=True).name == "dense+attack"
+    with pytest.raises(ValueError, match="pruning rate"):
+        method("surrogate", rate=1.0)
+    with pytest.raises(ValueError, match="unknown method kind"):
+        method("magic")
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("huge")
+
+
+def test_instances_are_seeded():
+    a = verification_instances([18], [(32, 32)], 3, seed=1)
+    b = verification_instances([18], [(32, 32)], 3, seed=1)
+    c = verification_instances([18], [(32, 32)], 3, seed=2)
+    assert [i.params for i in a] == [i.params for i in b] != [i.params for i in c]
+    m = maximization_instances([(100, 2, 50)], seeds=(0, 1))
+    assert [i.id for i in m] == ["rand100-2x50-s0", "rand100-2x50-s1"]
+    assert m[0].estimated_size() == (100 + 200 + 1, 101)
+
+
+# ------------------------------------------------------------------------------ methods
+
+
+def test_judge_against_an_independent_forward_pass():
+    inst = digits_instances(1)[0]
+    data = bm.load_instance(inst)
+    out0 = forward64(data.network, data.x0)[0]
+    assert data.label == int(np.argmax(out0))
+    assert data.target == int(np.argsort(-out0)[1])
+    rng = np.random.default_rng(0)
+    for x in data.domain.sample(5, rng):
+        out = forward64(data.network, x)[0]
+        verdict = data.judge(x)
+        assert verdict["in_domain"] and not verdict["projected"]
+        assert verdict["score"] == pytest.approx(out[data.label] - out[data.target], abs=1e-9)
+        assert verdict["valid"] == bool(out[data.label] - out[data.target] < 0)
+    far = np.ones_like(data.x0)  # outside the L1 ball: projected before judging
+    verdict = data.judge(far)
+    assert verdict["projected"] and verdict["in_domain"]
+
+
+def test_gurobi_ml_and_paper_baselines_are_judged_on_the_dense_network(tmp_path):
+    inst = digits_instances(1)[0]
+    data = bm.load_instance(inst)
+    for spec in (method("gurobi-ml"), method("paper", rate=0.7), method("attack")):
+        rec = bm.run_method(inst, spec, time_limit=20.0)
+        assert rec["status"] in ("adversarial", "robust", "unknown"), rec.get("error")
+        if rec["found"]:
+            assert rec["dense_margin"] < 0 and rec["in_domain"]
+            assert 0 <= rec["time_to_first"] <= rec["runtime"] + 1e-6
+        if spec.kind == "paper":
+            assert rec["status"] != "robust"  # a pruned network proves nothing about the dense
+            assert rec["sparsity"] == pytest.approx(0.7, abs=0.01)
+            assert 0 <= rec["surrogate_accuracy"] <= 1
+    gml = bm.run_method(inst, method("gurobi-ml"), time_limit=20.0)
+    attack = bm.run_method(inst, method("attack"), time_limit=5.0)
+    if gml["status"] == "robust":  # a proof must not be contradicted by the attack
+        assert not attack["found"]
+    if attack["found"]:
+        assert gml["status"] != "robust"
+    assert data.network[0].weight.shape == (8, 64)  # the dense network is untouched
+
+
+def test_paper_network_is_embedded_by_gurobi_ml_itself(model):
+    import gurobi_ml
+
+    from gurobi_sparse_surrogate.pruning import prune_network
+
+    data = bm.load_instance(digits_instances(1)[0])
+    pruned = prune_network(data.network, 0.7, permanent=True)
+    plain = bm._plain_sequential(pruned)
+    assert type(plain) is torch.nn.Sequential
+    x = model.addMVar(64, lb=0.0, ub=1.0)
+    constr = gurobi_ml.add_predictor_constr(model, plain, x)
+    assert type(constr).__module__.startswith("gurobi_ml")  # not this package's formulation
+    zeros = sum(int((m.weight == 0).sum()) for m in plain if isinstance(m, torch.nn.Linear))
+    total = sum(m.weight.numel() for m in plain if isinstance(m, torch.nn.Linear))
+    assert zeros / total == pytest.approx(0.7, abs=0.01)
+    xs = np.random.default_rng(1).random((3, 64))
+    np.testing.assert_allclose(forward64(plain, xs), forward64(pruned, xs), atol=1e-6)
+
+
+def test_failures_are_recorded_not_raised(monkeypatch):
+    from gurobi_sparse_surrogate import ModelTooLargeError
+
+    def too_large(*args):
+        raise ModelTooLargeError("the model would have 5000 variables")
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(bm.METHODS, "too-large", too_large)
+    monkeypatch.setitem(bm.METHODS, "broken", broken)
+    inst = digits_instances(1)[0]
+    rec = bm.run_method(inst, MethodSpec("x", "too-large"), time_limit=1.0)
+    assert rec["status"] == "skipped" and "5000 variables" in rec["reason"]
+    rec = bm.run_method(inst, MethodSpec("y", "broken"), time_limit=1.0)
+    assert rec["status"] == "error" and "RuntimeError: boom" in rec["error"]
+    json.dumps(rec, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------ runner
+
+
+def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(data, spec, time_limit, threads, seed):
+        calls.append((data.instance.id, spec.name))
+        return {"status": "adversarial", "x": data.x0, "time_to_first": 0.1}
+
+    monkeypatch.setitem(bm.METHODS, "fake", fake)
+    profile = tiny_profile([MethodSpec(f"fake-{k}", "fake") for k in range(3)])
+    out = tmp_path / "res.jsonl"
+    first = run_benchmark(profile, out, max_runs=4, progress=False)
+    assert first == {"total": 6, "done_before": 0, "ran": 4, "unknown": 4}
+    with out.open("a") as handle:  # a crash in the middle of writing a line
+        handle.write('{"suite": "verification", "instance": "trunc')
+    with pytest.warns(UserWarning, match="malformed line"):
+        second = run_benchmark(profile, out, progress=False)
+    assert second["done_before"] == 4 and second["ran"] == 2
+    with pytest.warns(UserWarning, match="malformed line"):
+        records = read_results(out)
+    keys = [record_key(r) for r in records]
+    assert len(keys) == len(set(keys)) == 6
+    assert sorted(set(calls)) == sorted(calls) and len(calls) == 6
+    with pytest.warns(UserWarning, match="malformed line"):
+        assert run_benchmark(profile, out, progress=False)["ran"] == 0
+    # the fake returns x0, which is not adversarial: judged on the dense network
+    assert all(not r["found"] and r["status"] == "unknown" for r in records)
+    record = records[0]
+    assert record["env"]["licence"] in ("size-limited", "full")
+    assert {"torch", "gurobipy", "gurobi_ml", "threads"} <= set(record["env"])
+
+
+def test_errors_are_rerun_on_request_and_crashed_workers_recorded(tmp_path, monkeypatch):
+    from concurrent.futures import Future
+
+    from benchmarks.runner import _result_or_error
+
+    state = {"fail": True}
+
+    def flaky(data, spec, time_limit, threads, seed):
+        if state["fail"]:
+            raise RuntimeError("licence server unreachable")
+        return {"status": "unknown", "x": None}
+
+    monkeypatch.setitem(bm.METHODS, "flaky", flaky)
+    profile = tiny_profile([MethodSpec("flaky", "flaky")], instances=digits_instances(1))
+    out = tmp_path / "res.jsonl"
+    assert run_benchmark(profile, out, progress=False)["error"] == 1
+    state["fail"] = False
+    assert run_benchmark(profile, out, progress=False)["ran"] == 0  # errors count as done
+    assert run_benchmark(profile, out, progress=False, retry_errors=True)["ran"] == 1
+    assert load_results(out)["status"].tolist() == ["unknown"]  # the later line supersedes
+    future = Future()
+    future.set_exception(RuntimeError("process died"))
+    task = make_tasks(profile)[0]
+    record = _result_or_error(future, task)
+    assert record["status"] == "error" and "process died" in record["error"]
+    assert record_key(record) == task.key
+
+
+@pytest.mark.slow
+def test_worker_processes_run_the_grid(tmp_path):
+    profile = tiny_profile([method("attack"), method("gurobi-ml")], instances=digits_instances(2))
+    out = tmp_path / "res.jsonl"
+    with out.open("w") as handle:  # one run already done
+        handle.write(json.dumps(execute_task(make_tasks(profile)[0])) + "\n")
+    summary = run_benchmark(profile, out, jobs=2, progress=False)
+    assert summary["ran"] == 3 and summary["done_before"] == 1
+    records = read_results(out)
+    assert len({record_key(r) for r in records}) == len(records) == 4
+    assert all(r["status"] not in ("error", "skipped") for r in records), records
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def _rec(suite, inst, name, found, t=None, value=None, status=None, rate=None, **kw):
+    status = status or (
+        ("adversarial" if found else "unknown") if suite == "verification" else "feasible"
+    )
+    return {
+        "suite": suite,
+        "instance": inst,
+        "method": name,
+        "kind": name.split("-")[0],
+        "family": name,
+        "rate": rate,
+        "status": status,
+        "found": found,
+        "time_to_first": t,
+        "value": value,
+        "time_limit": 10.0,
+        **kw,
+    }
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+    v = "verification"
+    records = [
+        _rec(v, "i1", "gurobi-ml", True, 2.0, binaries=0),
+        _rec(v, "i2", "gurobi-ml", True, 4.0),
+        _rec(v, "i3", "gurobi-ml", False),
+        _rec(v, "i4", "gurobi-ml", True, 1.0),
+        _rec(v, "i5", "gurobi-ml", False, status="robust"),
+        _rec(v, "i1", "paper-0.8", True, 1.0, rate=0.8, surrogate_accuracy=0.5),
+        _rec(v, "i2", "paper-0.8", True, 8.0, rate=0.8, surrogate_accuracy=0.5),
+        _rec(v, "i3", "paper-0.8", True, 3.0, rate=0.8, surrogate_accuracy=0.5),
+        _rec(v, "i4", "paper-0.8", False, rate=0.8),
+        _rec(v, "i5", "paper-0.8", False, rate=0.8),
+        _rec(v, "i1", "surrogate-0.8", True, 0.5, rate=0.8, binaries=10, stable=30),
+        _rec(v, "i2", "surrogate-0.8", True, 1.0, rate=0.8, binaries=20, stable=40),
+        _rec(v, "i3", "surrogate-0.8", False, rate=0.8, binaries=30, stable=50),
+        _rec(v, "i4", "surrogate-0.8", True, 4.0, rate=0.8, binaries=40, stable=60),
+        _rec(v, "i5", "surrogate-0.8", False, status="skipped", rate=0.8),
+        # an older line of the same key is superseded by the later one
+        _rec(v, "i1", "dense", False),
+        _rec(v, "i1", "dense", True, 1.0, status="robust"),
+        _rec(v, "i2", "dense", False, status="error"),
+        _rec("maximization", "m1", "gurobi-ml", True, value=2.0),
+        _rec("maximization", "m2", "gurobi-ml", True, value=-4.0, status="optimal"),
+        _rec("maximization", "m1", "paper-0.8", True, value=3.0, rate=0.8),
+        _rec("maximization", "m2", "paper-0.8", True, value=-4.0, rate=0.8),
+    ]
+    path = tmp_path / "hand.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_metrics_on_a_hand_made_results_file(hand_made):
+    frame = load_results(hand_made)
+    assert len(frame) == 21  # the superseded dense line is dropped
+    pairs = paired(frame, "surrogate-0.8", "gurobi-ml")
+    assert sorted(time_ratios(pairs)) == [0.25, 0.25, 4.0]  # i1, i2, i4
+    table = suite_table(frame, "verification").set_index("method")
+    s = table.loc["surrogate-0.8"]
+    assert s["found"] == 3 and s["runs"] == 4 and s["skipped"] == 1
+    assert s["median_ratio"] == pytest.approx(0.25)
+    assert s["geomean_ratio"] == pytest.approx((0.25 * 0.25 * 4.0) ** (1 / 3))
+    # vs gurobi-ml: i1, i2 faster (wins); i3 neither found (tie); i4 slower (loss)
+    assert (s["wins_gml"], s["losses_gml"], s["ties_gml"]) == (2, 1, 1)
+    # vs paper-0.8: i1 win (0.5 < 1), i2 win, i3 loss (paper found), i4 win (paper failed)
+    assert s["paper_ref"] == "paper-0.8" and (s["wins_paper"], s["losses_paper"]) == (3, 1)
+    assert s["binaries"] == 25 and s["stable"] == 45
+    p = table.loc["paper-0.8"]
+    assert p["median_ratio"] == pytest.approx(1.25)  # ratios 0.5 and 2.0
+    assert p["geomean_ratio"] == pytest.approx(1.0)
+    assert (p["wins_gml"], p["losses_gml"]) == (2, 2)  # i1, i3 won; i2, i4 lost; i5 tie
+    assert p["accuracy"] == pytest.approx(0.5)
+    g = table.loc["gurobi-ml"]
+    assert g["found"] == 3 and g["robust"] == 1 and g["runs"] == 5
+    d = table.loc["dense"]
+    assert d["robust"] == 1 and d["errors"] == 1 and d["runs"] == 1
+    m = suite_table(frame, "maximization").set_index("method")
+    assert m.loc["paper-0.8", "median_rel_value"] == pytest.approx(0.25)  # 0.5 and 0.0
+    assert (m.loc["paper-0.8", "wins_gml"], m.loc["paper-0.8", "losses_gml"]) == (1, 0)
+    assert m.loc["gurobi-ml", "optimal"] == 1
+    assert math.isnan(geometric_mean([]))
+
+
+def test_wins_losses_maximization_handles_missing_values():
+    pairs = pd.DataFrame(
+        {
+            "found_m": [True, False, True],
+            "found_r": [False, True, True],
+            "value_m": [1.0, None, 5.0],
+            "value_r": [None, 2.0, 5.0 + 1e-9],
+        }
+    )
+    assert wins_losses(pairs, "maximization") == (1, 1, 1)
+
+
+def test_report_and_cli(hand_made, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(hand_made), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "## Verification" in capsys.readouterr().out  # printed as well
+    for name in ("gurobi-ml", "paper-0.8", "surrogate-0.8", "dense"):
+        assert f"| {name} |" in text
+    # the reading is generated from the numbers of this file
+    assert "gurobi-ml found dense-adversarial inputs on 3/5, proved 1 robust" in text
+    assert "paper-0.8 beat gurobi-ml on 2/5 instances and lost on 2" in text
+    for png in ("scatter_verification.png", "success_vs_rate.png", "maximization_values.png"):
+        assert (out / png).stat().st_size > 1000
+    assert main(["report", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["list", "--profile", "smoke"]) == 0
+    assert "surrogate-0.8-nofallback" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(tmp_path):
+    profile = get_profile("smoke")
+    out = tmp_path / "smoke.jsonl"
+    summary = run_benchmark(profile, out, jobs=1, progress=False)
+    assert summary["ran"] == len(profile.tasks())
+    records = read_results(out)
+    assert {r["method"] for r in records} == {m.name for m in profile.methods}
+    errors = [(r["method"], r.get("error")) for r in records if r["status"] == "error"]
+    assert not errors, errors
+    for r in records:
+        assert r["runtime"] <= 4 * profile.time_limit + 30  # limits are honoured (loosely)
+        if r["found"] and r["suite"] == "verification":
+            assert r["dense_margin"] < 0 and r["in_domain"]
+        if r["suite"] == "maximization" and r["found"]:
+            assert math.isfinite(r["value"])
+    markdown = write_report(out, tmp_path / "report")
+    for m in profile.methods:
+        assert f"| {m.name} |" in markdown
+    assert (tmp_path / "report" / "scatter_verification.png").is_file()
+    assert torch.get_num_threads() >= 1
+
+
+def test_execute_task_adds_the_key_and_settings(monkeypatch):
+    monkeypatch.setitem(bm.METHODS, "fake", lambda *a: {"status": "unknown", "x": None})
+    inst = digits_instances(1)[0]
+    rec = execute_task(Task(inst, MethodSpec("f", "fake"), time_limit=3.0, threads=1))
+    assert (rec["suite"], rec["instance"], rec["method"]) == record_key(rec)
+    assert rec["time_limit"] == 3.0 and rec["threads"] == 1 and rec["params"] == inst.params
