@@ -30,13 +30,24 @@ Judge = Callable[[np.ndarray], tuple[float, bool]]
 
 @dataclass
 class InputModel:
-    """A Gurobi model with the inputs in a domain and the dense network embedded."""
+    """A Gurobi model with the inputs in a domain and the dense network embedded.
+
+    Attributes
+    ----------
+    options : dict
+        The embedding options the dense network is to be solved with.
+    placeholder : bool
+        Whether :attr:`predictor` is a cheap stand-in (interval bounds, max constraints, no
+        size check), built only to be swapped for a surrogate: the dense embedding with
+        :attr:`options` is then built by the fallback, if it runs.
+    """
 
     model: gp.Model
     env: gp.Env
     x: gp.MVar
     predictor: SparseSequentialConstr
-    bounding_seconds: float
+    options: dict
+    placeholder: bool = False
 
     def dispose(self) -> None:
         """Free the Gurobi model and environment."""
@@ -51,7 +62,9 @@ def build_input_model(
     threads: int,
     bounds: Any,
     relu_formulation: str,
+    bound_options: dict | None,
     verbose: bool,
+    placeholder: bool = False,
 ) -> InputModel:
     """A model with ``x`` in ``domain`` and ``network`` embedded by this package."""
     if not isinstance(domain, Domain):
@@ -60,11 +73,26 @@ def build_input_model(
     model = gp.Model(env=env)
     x = model.addMVar(domain.n, lb=domain.lower, ub=domain.upper, name="x")
     domain.add_to_model(model, x)
-    start = time.perf_counter()
-    predictor = add_sparse_predictor_constr(
-        model, network, x, bounds=bounds, domain=domain, relu_formulation=relu_formulation
-    )
-    return InputModel(model, env, x, predictor, time.perf_counter() - start)
+    options = {
+        "bounds": bounds,
+        "relu_formulation": relu_formulation,
+        "domain": domain,
+        "bound_options": bound_options,
+    }
+    if placeholder:
+        cheap = {**options, "bounds": "interval", "relu_formulation": "max", "check_size": False}
+        predictor = add_sparse_predictor_constr(model, network, x, **cheap)
+    else:
+        predictor = add_sparse_predictor_constr(model, network, x, **options)
+    return InputModel(model, env, x, predictor, options, placeholder)
+
+
+def default_bound_options(bounds: Any, bound_options: dict | None, time_limit: float) -> dict:
+    """Bounding options for an application call: ``"auto"`` gets a tenth of the time limit."""
+    options = dict(bound_options or {})
+    if bounds == "auto":
+        options.setdefault("time_budget", min(5.0, 0.1 * time_limit))
+    return options
 
 
 @dataclass
@@ -84,6 +112,7 @@ class Outcome:
     optimal: bool = False
     pruning_seconds: float = 0.0
     surrogate_stats: dict | None = None
+    dense_stats: dict | None = None
 
 
 def solve(
@@ -129,26 +158,28 @@ def solve(
             problem, judge, sense, clock, time_limit, stop_at_first_valid, start, dense_params
         )
     began = time.perf_counter()
-    predictor = problem.predictor
     swap = SurrogateSwap(
         problem.model,
-        predictor,
+        problem.predictor,
         surrogate,
         prune_options=prune_options,
-        embed_options=dict(predictor._rebuild_options),
+        embed_options=problem.options,
+        dense_options=problem.options,
         valid=(lambda inputs, outputs: judge(inputs[0])[1]) if check_validity else None,
     )
     outcome = Outcome(pruning_seconds=swap.pruning_seconds)
-    with swap:
-        outcome.surrogate_stats = swap.surrogate_constr.stats
-        left = time_limit - (time.perf_counter() - began)  # pruning and embedding count
-        result = swap.optimize(
-            time_limit=max(left, 1e-3),
-            fallback=fallback,
-            stop_at_first_valid=stop_at_first_valid,
-            initial_inputs=start,
-            dense_params=dense_params,
-        )
+    left = time_limit - (time.perf_counter() - began)  # pruning counts
+    result = swap.optimize(
+        time_limit=max(left, 1e-3),
+        fallback=fallback,
+        stop_at_first_valid=stop_at_first_valid,
+        initial_inputs=start,
+        dense_params=dense_params,
+        restore=False,  # the model is discarded afterwards
+    )
+    stats = {p["name"]: p["model_stats"] for p in result.phases}
+    outcome.surrogate_stats = stats.get("surrogate 0")
+    outcome.dense_stats = stats.get("dense")
     offset = clock() - (time.perf_counter() - result.started_at)
     for h in result.history:
         outcome.history.append(

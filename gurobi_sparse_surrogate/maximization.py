@@ -10,7 +10,14 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
-from .applications import build_input_model, check_time_limit, dense_judge, renamed, solve
+from .applications import (
+    build_input_model,
+    check_time_limit,
+    default_bound_options,
+    dense_judge,
+    renamed,
+    solve,
+)
 from .attacks import pgd_maximize
 from .domains import Domain
 
@@ -67,6 +74,7 @@ def maximize_output(
     attack: bool = True,
     attack_options: dict | None = None,
     bounds: Any = "auto",
+    bound_options: dict | None = None,
     relu_formulation: str = "bigm",
     seed: int = 0,
     verbose: bool = False,
@@ -86,7 +94,9 @@ def maximize_output(
         The inputs to search (the paper: the box ``[0, 1]^n``).
     output_index : int
         Which output to maximise.
-    time_limit, threads, surrogate, prune_options, fallback, bounds, relu_formulation :
+    time_limit, threads, surrogate, prune_options, fallback :
+        As in :func:`find_adversarial`.
+    bounds, bound_options, relu_formulation :
         As in :func:`find_adversarial`.
     attack : bool
         Run projected gradient ascent first, as a warm start.
@@ -139,11 +149,13 @@ def maximize_output(
         threads=threads,
         bounds=bounds,
         relu_formulation=relu_formulation,
+        bound_options=default_bound_options(bounds, bound_options, time_limit),
         verbose=verbose,
+        placeholder=surrogate is not None,
     )
     try:
-        result.bounding_seconds = problem.predictor.stats["bounds_seconds"]
-        result.model_stats["dense"] = problem.predictor.stats
+        if not problem.placeholder:
+            result.model_stats["dense"] = problem.predictor.stats
         problem.model.setObjective(problem.predictor.output[0, output_index], GRB.MAXIMIZE)
         remaining = time_limit - clock()
         if remaining <= 0:
@@ -164,6 +176,11 @@ def maximize_output(
         result.pruning_seconds = outcome.pruning_seconds
         if outcome.surrogate_stats is not None:
             result.model_stats["surrogate"] = outcome.surrogate_stats
+        if outcome.dense_stats is not None:
+            result.model_stats["dense"] = outcome.dense_stats
+        result.bounding_seconds = sum(
+            stats["bounds_seconds"] for stats in result.model_stats.values()
+        )
         result.history.extend(renamed(h, "dense_value") for h in outcome.history)
         if outcome.best_x is not None and (
             result.value is None or outcome.best_value > result.value

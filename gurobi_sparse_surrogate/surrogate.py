@@ -82,7 +82,8 @@ class SwapResult:
         times in :attr:`history` count from it.
     phases : list of dict
         One entry per phase: ``name``, ``seconds``, ``gurobi_status``, ``incumbents``,
-        ``valid``.
+        ``valid`` and ``model_stats`` (the embedding's ``stats`` when it is this
+        package's).
     history : list of Incumbent
         Every incumbent in the order found.
     inputs, dense_outputs : numpy.ndarray or None
@@ -283,6 +284,11 @@ class SurrogateSwap:
         ``(k, n_in)`` and ``(k, n_out)``.
     tolerance : float
         Feasibility tolerance for re-checking the user's constraints with the dense outputs.
+    dense_options : dict, optional
+        Keyword arguments for rebuilding the dense embedding (for the fallback and on
+        restore); by default those it was built with (for this package's embedding) or none
+        (gurobi-ml's). Lets a caller embed a cheap placeholder first and pay for tight
+        bounds only when the dense model is solved.
 
     Examples
     --------
@@ -301,6 +307,7 @@ class SurrogateSwap:
         embed_options: dict | None = None,
         valid: Validity | None = None,
         tolerance: float = 1e-5,
+        dense_options: dict | None = None,
     ) -> None:
         dense = getattr(predictor_constr, "predictor", None)
         if not isinstance(dense, nn.Sequential):
@@ -337,7 +344,9 @@ class SurrogateSwap:
             self.surrogates.append(net)
         self._surrogate_constr: SparseSequentialConstr | None = None
         self._dense_installed = True
-        self._dense_kwargs = dict(getattr(predictor_constr, "_rebuild_options", {}))
+        if dense_options is None:
+            dense_options = getattr(predictor_constr, "_rebuild_options", {})
+        self._dense_kwargs = dict(dense_options)
         self._output_bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._outputs_created = False
 
@@ -452,6 +461,7 @@ class SurrogateSwap:
         params: dict | None = None,
         dense_params: dict | None = None,
         initial_inputs: np.ndarray | None = None,
+        restore: bool = True,
     ) -> SwapResult:
         """Solve through the surrogate(s), judge on the dense network, fall back to it.
 
@@ -481,6 +491,11 @@ class SurrogateSwap:
             complete one on the dense model.
         params : dict, optional
             Gurobi parameters for the solves (restored afterwards).
+        restore : bool
+            Put the first surrogate back in place afterwards, and the user's MIP start
+            values (the state inside the ``with`` block). ``False`` leaves whichever
+            embedding the last phase used, for a one-shot solve of a model that is discarded
+            afterwards.
 
         Returns
         -------
@@ -509,15 +524,16 @@ class SurrogateSwap:
             for i in range(len(self.surrogates)):
                 if state.done():
                     break
-                phases_left = len(self.surrogates) - i
-                budget = None
+                deadline = None
                 if surrogate_budget is not None:
                     used = time.perf_counter() - start
-                    budget = max(surrogate_budget - used, 0.0) / phases_left
-                    if budget <= 0:
+                    share = max(surrogate_budget - used, 0.0) / (len(self.surrogates) - i)
+                    if share <= 0:
                         break
-                self.install_surrogate(i)
-                state.run_phase(f"surrogate {i}", budget, self._surrogate_constr)
+                    deadline = time.perf_counter() + share  # embedding the surrogate counts
+                constr = self.install_surrogate(i)
+                budget = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+                state.run_phase(f"surrogate {i}", budget, constr)
                 self._remove_surrogate()
                 state.repair(max_repairs)
             if fallback and not state.done():
@@ -525,13 +541,15 @@ class SurrogateSwap:
                 for name, value in (dense_params or {}).items():
                     self.model.setParam(name, value)
                 state.run_dense_phase()
+            result = state.result()
         finally:
             for name, value in saved.items():
                 self.model.setParam(name, value)
-            self.install_surrogate(0)
-            self.model.setAttr("Start", user_vars, user_start)
+            if restore:
+                self.install_surrogate(0)
+                self.model.setAttr("Start", user_vars, user_start)
             self.model.update()
-        return state.result()
+        return result
 
 
 class _SolveState:
@@ -594,13 +612,13 @@ class _SolveState:
         self.swap.model.setParam("TimeLimit", self._limit(budget))
         self._start_from_best(judge)
         candidates: list[tuple[float, np.ndarray, float]] = []
-        self._solve(name, judge, candidates)
+        self._solve(name, judge, candidates, embedding)
         sign = 1.0 if judge.sense == GRB.MINIMIZE else -1.0
         candidates.sort(key=lambda c: sign * c[0])
         self.pending = candidates
         self._judge_vars = judge
 
-    def _solve(self, name: str, judge: _Judge, candidates: list | None) -> None:
+    def _solve(self, name: str, judge: _Judge, candidates: list | None, embedding: Any) -> None:
         """Optimize, judging every solution found: incumbents and the final solution pool."""
         m = self.swap.model
         phase_start = self.elapsed()
@@ -634,6 +652,7 @@ class _SolveState:
                 "gurobi_status": m.Status,
                 "incumbents": len(found),
                 "valid": sum(h.valid for h in found),
+                "model_stats": getattr(embedding, "stats", None),
             }
         )
 
@@ -677,7 +696,7 @@ class _SolveState:
         judge = _Judge(self.swap, self.swap.dense_constr)
         self._start_from_best(judge, complete=True)
         m.setParam("TimeLimit", self._limit(None))
-        self._solve("dense", judge, None)
+        self._solve("dense", judge, None, self.swap.dense_constr)
         if m.Status == GRB.OPTIMAL:
             self.final_status = STATUS_OPTIMAL
         elif m.Status in (GRB.INFEASIBLE, GRB.INF_OR_UNBD) and self.best is None:

@@ -10,7 +10,14 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
-from .applications import build_input_model, check_time_limit, dense_judge, renamed, solve
+from .applications import (
+    build_input_model,
+    check_time_limit,
+    default_bound_options,
+    dense_judge,
+    renamed,
+    solve,
+)
 from .attacks import pgd_attack
 from .domains import Domain
 
@@ -113,6 +120,7 @@ def find_adversarial(
     attack: bool = True,
     attack_options: dict | None = None,
     bounds: Any = "auto",
+    bound_options: dict | None = None,
     relu_formulation: str = "bigm",
     seed: int = 0,
     verbose: bool = False,
@@ -158,8 +166,11 @@ def find_adversarial(
     attack_options : dict, optional
         Options of :func:`~gurobi_sparse_surrogate.attacks.pgd_attack` (``steps``,
         ``restarts``, ``time_budget``...).
-    bounds, relu_formulation :
-        Options of :func:`add_sparse_predictor_constr`.
+    bounds, bound_options, relu_formulation :
+        Options of :func:`add_sparse_predictor_constr`, for the dense network and the
+        surrogates. With ``bounds="auto"`` the bounding budget defaults to a tenth of
+        ``time_limit`` (at most 5 s). With a surrogate, the dense embedding is only built
+        with these options if the fallback runs.
     seed : int
         Seed of the attack.
     verbose : bool
@@ -247,11 +258,13 @@ def find_adversarial(
         threads=threads,
         bounds=bounds,
         relu_formulation=relu_formulation,
+        bound_options=default_bound_options(bounds, bound_options, time_limit),
         verbose=verbose,
+        placeholder=surrogate is not None,
     )
     try:
-        result.bounding_seconds = problem.predictor.stats["bounds_seconds"]
-        result.model_stats["dense"] = problem.predictor.stats
+        if not problem.placeholder:
+            result.model_stats["dense"] = problem.predictor.stats
         y = problem.predictor.output[0]
         m = problem.model
         if target_class is None:
@@ -283,6 +296,11 @@ def find_adversarial(
         result.pruning_seconds = outcome.pruning_seconds
         if outcome.surrogate_stats is not None:
             result.model_stats["surrogate"] = outcome.surrogate_stats
+        if outcome.dense_stats is not None:
+            result.model_stats["dense"] = outcome.dense_stats
+        result.bounding_seconds = sum(
+            stats["bounds_seconds"] for stats in result.model_stats.values()
+        )
         result.history.extend(renamed(h, "dense_margin") for h in outcome.history)
         if result.time_to_first is None:
             result.time_to_first = outcome.first_valid

@@ -204,3 +204,20 @@ def test_errors():
     with SurrogateSwap(m, pc, surrogate=prune_network(net, 0.5)) as swap:
         with pytest.raises(ValueError, match="time_limit"):
             swap.optimize(time_limit=0)
+
+
+def test_dense_options_rebuild_a_placeholder_as_asked_and_restore_false_leaves_it():
+    net = random_network(6, 4, (8, 8), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    placeholder = add_sparse_predictor_constr(
+        m, net, x, relu_formulation="max", bounds="interval", check_size=False
+    )
+    m.setObjective(placeholder.output[0, 0], gp.GRB.MAXIMIZE)
+    swap = SurrogateSwap(m, placeholder, surrogate=0.5, dense_options={"bounds": "linear"})
+    result = swap.optimize(time_limit=30, restore=False)
+    assert [p["name"] for p in result.phases] == ["surrogate 0", "dense"]
+    assert placeholder.relu_formulation == "bigm" and placeholder.bounds.method == "linear"
+    assert result.phases[1]["model_stats"]["relu_formulation"] == "bigm"
+    assert swap.surrogate_constr is None  # not put back: the model holds the dense embedding
+    assert result.status == "optimal"

@@ -135,3 +135,14 @@ def test_full_mnist_image_with_l1_ball_and_4x64_network_fits_the_licence():
     stats = result.model_stats["dense"]
     assert stats["variables"] + 784 < 2000 and stats["constraints"] < 2000
     check(result, net, domain)
+
+
+def test_surrogate_route_without_fallback_never_builds_the_dense_model(digits):
+    net, X, _ = digits
+    domain = LinfBall(X[3], 1.0)
+    result = find_adversarial(
+        net, X[3], domain, time_limit=30, surrogate=0.5, fallback=False, attack=False
+    )
+    assert "dense" not in result.model_stats and "surrogate" in result.model_stats
+    assert result.bounding_seconds == result.model_stats["surrogate"]["bounds_seconds"]
+    check(result, net, domain)
