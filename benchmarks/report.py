@@ -68,6 +68,8 @@ def load_results(records: str | os.PathLike | Iterable[dict[str, Any]]) -> pd.Da
         "surrogate_accuracy",
         "surrogate_mse",
         "optimal",
+        "bounding_seconds",
+        "unstable",
     ]
     frame = pd.DataFrame(rows)
     for column in columns:
@@ -176,7 +178,8 @@ def suite_table(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
     dense-valid solution against gurobi-ml, where both found one) for verification, or
     ``median_rel_value`` (``(v - v_gurobi-ml) / max(|v_gurobi-ml|, 1e-9)``) for maximization,
     ``wins_gml, losses_gml, ties_gml``, ``paper_ref, wins_paper, losses_paper``,
-    ``binaries``, ``disjunctions``, ``stable`` (medians), ``accuracy`` / ``mse`` (median surrogate
+    ``binaries``, ``disjunctions``, ``stable``, ``unstable``, ``bounding_seconds`` (medians; the
+    bounding time is also inside the time to first solution), ``accuracy`` / ``mse`` (median surrogate
     accuracy on held-out images, or mean squared error against the dense network on uniform
     samples).
     """
@@ -216,7 +219,8 @@ def suite_table(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
         if ref is not None:
             row["wins_paper"], row["losses_paper"], _ = wins_losses(paired(data, name, ref), suite)
         names = {"surrogate_accuracy": "accuracy", "surrogate_mse": "mse"}
-        for column in ("binaries", "disjunctions", "stable", "surrogate_accuracy", "surrogate_mse"):
+        columns = ("binaries", "disjunctions", "stable", "unstable", "bounding_seconds")
+        for column in (*columns, "surrogate_accuracy", "surrogate_mse"):
             values = pd.to_numeric(ran[column], errors="coerce").dropna()
             row[names.get(column, column)] = float(values.median()) if len(values) else math.nan
         rows.append(row)
@@ -255,6 +259,8 @@ def format_table(table: pd.DataFrame, suite: str) -> str:
     out["binaries"] = table["binaries"].map(lambda v: _fmt(v, 0))
     out["ReLU disjunctions"] = table["disjunctions"].map(lambda v: _fmt(v, 0))
     out["stable neurons"] = table["stable"].map(lambda v: _fmt(v, 0))
+    out["unstable neurons"] = table["unstable"].map(lambda v: _fmt(v, 0))
+    out["bounding s"] = table["bounding_seconds"].map(lambda v: _fmt(v, 2))
     if suite == "verification":
         out["surrogate acc."] = table["accuracy"].map(lambda v: _fmt(v, 3))
     else:

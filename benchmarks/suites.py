@@ -136,8 +136,12 @@ def method(
     finetune: bool = False,
     fallback: bool = True,
     attack: bool = False,
+    bounds: str | None = None,
 ) -> MethodSpec:
     """Build a :class:`MethodSpec` with its canonical name.
+
+    ``bounds`` (``dense`` and ``surrogate`` only) names a bounding method other than the
+    package's default (``"auto"``); it becomes a suffix of the name, as in ``dense-interval``.
 
     Examples
     --------
@@ -145,6 +149,8 @@ def method(
     'surrogate-0.8-nofallback'
     >>> method("gurobi-ml", obbt=True, attack=True).name
     'gurobi-ml-obbt+attack'
+    >>> method("dense", bounds="linear").name
+    'dense-linear'
     """
     if kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; expected one of {KINDS}")
@@ -172,6 +178,11 @@ def method(
         if attack:
             raise ValueError("the attack method is the attack stage; attack=True is redundant")
         return MethodSpec("attack", "attack", {})
+    if bounds is not None:
+        if kind not in ("dense", "surrogate"):
+            raise ValueError(f"bounds= applies to dense and surrogate methods, not {kind}")
+        name += f"-{bounds}"
+        options["bounds"] = bounds
     return MethodSpec(name + ("+attack" if attack else ""), kind, options)
 
 
@@ -228,7 +239,7 @@ def verification_instances(
     Examples
     --------
     >>> [i.id for i in verification_instances([18], [(32, 32)], 2)]
-    ['mnist18-2x32-s0-img0850', 'mnist18-2x32-s0-img0637']
+    ['mnist18-2x32-s0-img0094', 'mnist18-2x32-s0-img0693']
     """
     out = []
     for size, hidden in itertools.product(sizes, hiddens):
@@ -324,6 +335,7 @@ def _quick() -> Profile:
         method("gurobi-ml", obbt=True),
         *[method("paper", rate=r) for r in (0.5, 0.8, 0.9)],
         method("dense"),
+        method("dense", bounds="interval"),
         *headline,
         method("surrogate", rate=0.8, finetune=True),
         method("surrogate", rate=0.8, structure="neuron"),
@@ -352,6 +364,7 @@ def _quick() -> Profile:
 
 def _paper() -> Profile:
     core: list[MethodSpec] = [method("gurobi-ml"), method("gurobi-ml", obbt=True), method("dense")]
+    core += [method("dense", bounds=b) for b in ("interval", "linear", "lp")]
     core += [method("paper", rate=r) for r in RATES]
     core += [
         method("surrogate", rate=r, finetune=ft, structure=st, fallback=fb)

@@ -418,3 +418,15 @@ def test_execute_task_adds_the_key_and_settings(monkeypatch):
     rec = execute_task(Task(inst, MethodSpec("f", "fake"), time_limit=3.0, threads=1))
     assert (rec["suite"], rec["instance"], rec["method"]) == record_key(rec)
     assert rec["time_limit"] == 3.0 and rec["threads"] == 1 and rec["params"] == inst.params
+
+
+def test_bounding_method_variants_are_named_and_reach_the_package():
+    from benchmarks.suites import get_profile, method
+
+    spec = method("dense", bounds="interval")
+    assert spec.name == "dense-interval" and spec.options["bounds"] == "interval"
+    with pytest.raises(ValueError, match="bounds="):
+        method("gurobi-ml", bounds="linear")
+    names = {m.name for m in get_profile("paper").methods}
+    assert {"dense", "dense-interval", "dense-linear", "dense-lp"} <= names
+    assert "dense-interval" in {m.name for m in get_profile("quick").methods}
