@@ -223,3 +223,36 @@ def test_safe_lagrangian_bound_is_valid_for_any_multipliers():
             A, sense, rhs, obj, np.zeros(3), np.ones(3), rng.normal(size=4)
         )
         assert bound <= obj @ x0 + 1e-12
+
+
+def test_mnist_784_256x4_linf_003_fits_the_licence_with_auto_but_not_with_interval():
+    import gurobipy as gp
+
+    from gurobi_sparse_surrogate import LinfBall, ModelTooLargeError, add_sparse_predictor_constr
+    from gurobi_sparse_surrogate.datasets import mnist_classifier
+
+    trained = mnist_classifier(size=28, hidden=(256,) * 4, seed=0, epochs=3)
+    x0 = trained.X_test[0].astype(np.float64)
+    domain = LinfBall(x0, 0.03)
+    sizes = {}
+    for method in ("interval", "auto"):
+        with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+            x = m.addMVar(784, lb=domain.lower, ub=domain.upper)
+            try:
+                pc = add_sparse_predictor_constr(
+                    m,
+                    trained.network,
+                    x,
+                    bounds=method,
+                    domain=domain,
+                    bound_options={"time_budget": 3.0},
+                )
+            except ModelTooLargeError:
+                sizes[method] = None
+                continue
+            sizes[method] = pc.stats["binaries"]
+            m.setObjective(pc.output[0].sum(), gp.GRB.MAXIMIZE)
+            m.Params.TimeLimit = 1  # solvable by the size-limited licence: no size error
+            m.optimize()
+    assert sizes["auto"] is not None
+    assert sizes["interval"] is None or sizes["interval"] > 2 * sizes["auto"]
