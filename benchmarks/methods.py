@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from gurobi_sparse_surrogate.verification import MARGIN_TOL, ROBUST_TOL
+
 from .suites import Instance, MethodSpec
 
 #: Epochs of the finetuned surrogates (the built-in loop of ``prune_network``).
@@ -134,7 +136,7 @@ class InstanceData:
             projected = True
         inside = bool(self.domain.contains(x, tol=DOMAIN_TOL))
         score = self.score(x)
-        valid = inside and (score < 0.0 if self.verification else math.isfinite(score))
+        valid = inside and (score < -MARGIN_TOL if self.verification else math.isfinite(score))
         return {"in_domain": inside, "projected": projected, "score": score, "valid": valid}
 
     def better(self, a: float, b: float | None) -> bool:
@@ -500,7 +502,7 @@ def _gurobi_ml_solve(
         if data.verification:
             m.setObjective(y[data.label] - y[data.target], GRB.MINIMIZE)
             if prove:
-                m.Params.BestBdStop = 0.0
+                m.Params.BestBdStop = 2 * ROBUST_TOL  # as find_adversarial
         else:
             m.setObjective(y[0], GRB.MAXIMIZE)
         size = check_model_size(m)
@@ -546,7 +548,9 @@ def _gurobi_ml_solve(
         if data.verification:
             if best["first"] is not None:
                 out["status"] = "adversarial"
-            elif prove and m.Status in (GRB.OPTIMAL, GRB.USER_OBJ_LIMIT) and m.ObjBound >= -1e-6:
+            elif (
+                prove and m.Status in (GRB.OPTIMAL, GRB.USER_OBJ_LIMIT) and m.ObjBound > ROBUST_TOL
+            ):
                 out["status"] = "robust"
             else:
                 out["status"] = "unknown"

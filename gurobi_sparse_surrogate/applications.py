@@ -20,7 +20,6 @@ from gurobipy import GRB
 from torch import nn
 
 from .domains import Domain
-from .network import float64_copy
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from .surrogate import SurrogateSwap, final_solutions, proven_bound
 
@@ -177,7 +176,7 @@ def solve(
         dense_params=dense_params,
         restore=False,  # the model is discarded afterwards
     )
-    stats = {p["name"]: p["model_stats"] for p in result.phases}
+    stats = {p["name"]: p.get("model_stats") for p in result.phases}
     outcome.surrogate_stats = stats.get("surrogate 0")
     outcome.dense_stats = stats.get("dense")
     offset = clock() - (time.perf_counter() - result.started_at)
@@ -257,19 +256,6 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
     outcome.optimal = m.Status == GRB.OPTIMAL
     outcome.bound = proven_bound(m)
     return outcome
-
-
-def dense_judge(network: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """A float64 forward pass of ``network`` for one input vector."""
-    import torch
-
-    model = float64_copy(network)
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.tensor(x, dtype=torch.float64)[None, :]).numpy()[0]
-
-    return forward
 
 
 def renamed(record: dict, name: str) -> dict:

@@ -14,12 +14,13 @@ from .applications import (
     build_input_model,
     check_time_limit,
     default_bound_options,
-    dense_judge,
     renamed,
     solve,
 )
 from .attacks import pgd_maximize
 from .domains import Domain
+from .exceptions import ShapeMismatchError
+from .network import Float64Network
 
 
 @dataclass
@@ -124,7 +125,13 @@ def maximize_output(
     t0 = time.perf_counter()
     clock = lambda: time.perf_counter() - t0  # noqa: E731
     time_limit = check_time_limit(time_limit)
-    forward = dense_judge(network)
+    if not isinstance(domain, Domain):
+        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+    forward = Float64Network(network)
+    if forward.n_inputs != domain.n:
+        raise ShapeMismatchError(
+            f"the network has {forward.n_inputs} inputs but the domain has dimension {domain.n}"
+        )
     n_out = forward(domain.lower).size
     if not (isinstance(output_index, (int, np.integer)) and 0 <= output_index < n_out):
         raise ValueError(f"output_index must be in [0, {n_out}), got {output_index!r}")

@@ -153,7 +153,7 @@ def extract_layers(network: nn.Module) -> list[Layer]:
             last = layers[-1]
             layers[-1] = Layer(last.weight, last.bias, True, last.name)
         elif isinstance(module, nn.Flatten):
-            if module.start_dim not in (1, -1) and module.end_dim != -1:
+            if module.start_dim not in (1, -1) or module.end_dim != -1:
                 raise _unsupported(name, module, "only Flatten(start_dim=1) is a no-op here")
         elif isinstance(module, NO_OP_MODULES):
             continue
@@ -164,11 +164,43 @@ def extract_layers(network: nn.Module) -> list[Layer]:
     return layers
 
 
-def network_forward(network: nn.Module, inputs: np.ndarray) -> np.ndarray:
-    """Evaluate ``network`` in float64 and evaluation mode on ``inputs``.
+class Float64Network:
+    """The reference forward pass: a float64, CPU, evaluation-mode copy of a network.
 
-    The network is copied, so its dtype, device, training flag and prune hooks are left as
-    they are.
+    Every result of this package is judged with it. The copy is made once, so the original's
+    dtype, device, training flag and prune hooks are left as they are.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+
+    Examples
+    --------
+    >>> import torch, numpy as np
+    >>> f = Float64Network(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+    >>> f(np.zeros(3)).shape, f(np.zeros((4, 3))).shape
+    ((2,), (4, 2))
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        self.model = float64_copy(network)
+        first = next((m for m in self.model.modules() if isinstance(m, nn.Linear)), None)
+        self.n_inputs = None if first is None else first.in_features
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs for ``(n_in,)`` or ``(k, n_in)`` inputs, with the same leading shape."""
+        x = np.asarray(inputs, dtype=np.float64)
+        if self.n_inputs is not None and x.shape[-1] != self.n_inputs:
+            raise ShapeMismatchError(
+                f"the network has {self.n_inputs} inputs, got an input of shape {x.shape}"
+            )
+        with torch.no_grad():
+            out = self.model(torch.tensor(np.atleast_2d(x))).numpy()
+        return out.reshape(-1) if x.ndim == 1 else out
+
+
+def network_forward(network: nn.Module, inputs: np.ndarray) -> np.ndarray:
+    """Evaluate ``network`` in float64 and evaluation mode on ``inputs`` (one-off use).
 
     Parameters
     ----------
@@ -181,11 +213,7 @@ def network_forward(network: nn.Module, inputs: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Outputs with the leading shape of ``inputs``.
     """
-    model = float64_copy(network)
-    x = np.asarray(inputs, dtype=np.float64)
-    with torch.no_grad():
-        out = model(torch.from_numpy(np.atleast_2d(x))).numpy()
-    return out.reshape(-1) if x.ndim == 1 else out
+    return Float64Network(network)(inputs)
 
 
 def clone_network(network: nn.Module) -> nn.Module:

@@ -25,7 +25,7 @@ from .formulation import (
     plan_network,
 )
 from .license import check_model_size
-from .network import extract_layers, float64_copy
+from .network import Float64Network, extract_layers
 
 _SHRINK_ADVICE = (
     "To shrink it: use relu_formulation='max' (no binary variables and one linear constraint "
@@ -171,6 +171,11 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         lower[lower <= -gp.GRB.INFINITY] = -np.inf
         upper[upper >= gp.GRB.INFINITY] = np.inf
         if self._domain is not None:
+            if getattr(self._domain, "n", self._input_shape) != self._input_shape:
+                raise ShapeMismatchError(
+                    f"the domain has dimension {self._domain.n}, the network "
+                    f"{self._input_shape} inputs"
+                )
             lower = np.maximum(lower, self._domain.lower)
             upper = np.minimum(upper, self._domain.upper)
         return compute_bounds(
@@ -267,15 +272,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         if not self._has_solution:
             raise NoSolutionError()
         if self._float64_network is None:
-            self._float64_network = float64_copy(self.predictor)
-        import torch
-
-        with torch.no_grad():
-            expected = self._float64_network(
-                torch.from_numpy(
-                    np.asarray(self.input_values, dtype=np.float64).reshape(self._input.shape)
-                )
-            ).numpy()
+            self._float64_network = Float64Network(self.predictor)
+        inputs = np.asarray(self.input_values, dtype=np.float64).reshape(self._input.shape)
+        expected = self._float64_network(inputs)
         error = np.abs(expected - np.asarray(self.output_values).reshape(expected.shape))
         if eps is not None and error.max() > eps:
             import warnings

@@ -28,7 +28,8 @@ import scipy.sparse as sp
 from gurobipy import GRB
 from torch import nn
 
-from .network import extract_layers, float64_copy
+from .exceptions import ModelTooLargeError
+from .network import Float64Network, extract_layers
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
 
 Validity = Callable[[np.ndarray, np.ndarray], bool]
@@ -191,21 +192,34 @@ class _Judge:
         lb = np.array(m.getAttr("LB", [self.vars[i] for i in self.output_idx]))
         ub = np.array(m.getAttr("UB", [self.vars[i] for i in self.output_idx]))
         self.output_lb, self.output_ub = lb, ub
+        #: the user's general or quadratic constraints read the outputs: the values of the
+        #: variables they define cannot be recomputed here, so every incumbent is repaired
+        self.opaque = _nonlinear_constraints_read(
+            m, embedding, set(swap.outputs.reshape(-1).tolist())
+        )
         self.swap = swap
 
-    def judge(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, bool, bool]:
-        """Dense outputs, the solution with them in, its objective, feasibility and validity."""
+    def judge(
+        self, values: np.ndarray, solved: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, float, bool, bool]:
+        """Dense outputs, the solution with them in, its objective, feasibility and validity.
+
+        ``solved``: the values come from a solve with the dense outputs fixed (a repair), so
+        the constraints this judge cannot recompute hold by construction.
+        """
         swap = self.swap
         x = values[self.input_idx].reshape(swap.inputs.shape)
         dense = swap.dense_forward(x)
         values = values.copy()
         values[self.output_idx] = dense.reshape(-1)
         objective = self.objective(values)
-        feasible = self._feasible(values, dense.reshape(-1))
+        feasible = self._feasible(values, dense.reshape(-1), solved)
         valid = feasible and (swap.valid is None or bool(swap.valid(x, dense)))
         return dense, values, objective, feasible, valid
 
-    def _feasible(self, values: np.ndarray, outputs: np.ndarray) -> bool:
+    def _feasible(self, values: np.ndarray, outputs: np.ndarray, solved: bool) -> bool:
+        if self.opaque and not solved:
+            return False
         tol = self.swap.tolerance
         if np.any(outputs < self.output_lb - tol) or np.any(outputs > self.output_ub + tol):
             return False
@@ -233,6 +247,47 @@ class _Judge:
             if self.sense == GRB.MINIMIZE
             else a > b + 1e-9 * (1 + abs(b))
         )
+
+
+def _constraint_vars(model: gp.Model, constr: Any) -> list[gp.Var] | None:
+    """Variables of a general or quadratic constraint (None when its type is not read here)."""
+    if isinstance(constr, gp.QConstr):
+        row = model.getQCRow(constr)
+        linear = row.getLinExpr()
+        return [
+            *(row.getVar1(i) for i in range(row.size())),
+            *(row.getVar2(i) for i in range(row.size())),
+            *(linear.getVar(i) for i in range(linear.size())),
+        ]
+    kind = constr.GenConstrType
+    if kind in (GRB.GENCONSTR_MAX, GRB.GENCONSTR_MIN):
+        getter = model.getGenConstrMax if kind == GRB.GENCONSTR_MAX else model.getGenConstrMin
+        result, arguments, _ = getter(constr)
+        return [result, *arguments]
+    if kind == GRB.GENCONSTR_ABS:
+        return list(model.getGenConstrAbs(constr))
+    if kind in (GRB.GENCONSTR_AND, GRB.GENCONSTR_OR):
+        getter = model.getGenConstrAnd if kind == GRB.GENCONSTR_AND else model.getGenConstrOr
+        result, arguments = getter(constr)
+        return [result, *arguments]
+    if kind == GRB.GENCONSTR_INDICATOR:
+        binary, _, expr, _, _ = model.getGenConstrIndicator(constr)
+        return [binary, *(expr.getVar(i) for i in range(expr.size()))]
+    return None
+
+
+def _nonlinear_constraints_read(model: gp.Model, embedding: Any, outputs: set) -> bool:
+    """Whether a general or quadratic constraint of the user's reads one of ``outputs``.
+
+    Constraints of a type whose variables are not read here count as reading them.
+    """
+    own = set() if embedding is None else {*embedding.genconstrs, *embedding.qconstrs}
+    user = [c for c in [*model.getGenConstrs(), *model.getQConstrs()] if c not in own]
+    for constr in user:
+        variables = _constraint_vars(model, constr)
+        if variables is None or any(v in outputs for v in variables):
+            return True
+    return False
 
 
 def _objective_evaluator(
@@ -324,7 +379,7 @@ class SurrogateSwap:
         self.valid = valid
         self.tolerance = tolerance
         self.embed_options = dict(embed_options or {})
-        self._dense64 = float64_copy(dense)
+        self.dense_forward = Float64Network(dense)
         n_in, n_out = self.inputs.shape[-1], self.outputs.shape[-1]
         schedule = list(surrogate) if isinstance(surrogate, (list, tuple)) else [surrogate]
         if not schedule:
@@ -372,13 +427,6 @@ class SurrogateSwap:
 
     # -- swapping ------------------------------------------------------------------------------
 
-    def dense_forward(self, inputs: np.ndarray) -> np.ndarray:
-        """The dense network's outputs (float64) for ``(k, n_in)`` inputs."""
-        import torch
-
-        with torch.no_grad():
-            return self._dense64(torch.from_numpy(np.asarray(inputs, dtype=np.float64))).numpy()
-
     def _remove_dense(self) -> None:
         if not self._dense_installed:
             return
@@ -413,6 +461,8 @@ class SurrogateSwap:
         rebuilt = type(pc)(m, self.dense_network, self.inputs, self.outputs, **self._dense_kwargs)
         # the user's handle stays valid: it now describes the rebuilt embedding
         pc.__dict__.update(rebuilt.__dict__)
+        if self._outputs_created and "remove" not in pc.__dict__:
+            pc.remove = _removing_outputs(pc, self.outputs)
         m.update()
         self._dense_installed = True
 
@@ -436,12 +486,15 @@ class SurrogateSwap:
         self._remove_surrogate()
         self._install_dense()
 
-    def _surrogate_vars(self) -> list[gp.Var]:
-        constr = self._surrogate_constr
-        if constr is None:
-            return []
-        outputs = set(self.outputs.reshape(-1).tolist())
-        return [v for v in constr.vars if v not in outputs]
+    def _embedding_vars(self) -> list[gp.Var]:
+        """Internal variables of the embeddings in the model (not the inputs or outputs)."""
+        keep = set(self.outputs.reshape(-1).tolist()) | set(self.inputs.reshape(-1).tolist())
+        found = []
+        if self._surrogate_constr is not None:
+            found += self._surrogate_constr.vars
+        if self._dense_installed:
+            found += self.dense_constr.vars
+        return [v for v in found if v not in keep]
 
     @property
     def surrogate_constr(self) -> SparseSequentialConstr | None:
@@ -506,7 +559,8 @@ class SurrogateSwap:
         if not 0 < surrogate_share <= 1:
             raise ValueError(f"surrogate_share must be in (0, 1], got {surrogate_share}")
         self.model.update()
-        internal = set(self._surrogate_vars())
+        swapped = self._surrogate_constr is not None  # inside the block, or dense in place
+        internal = set(self._embedding_vars())
         user_vars = [v for v in self.model.getVars() if v not in internal]
         user_start = self.model.getAttr("Start", user_vars)
         start = time.perf_counter()
@@ -537,19 +591,44 @@ class SurrogateSwap:
                 self._remove_surrogate()
                 state.repair(max_repairs)
             if fallback and not state.done():
-                self._install_dense()
-                for name, value in (dense_params or {}).items():
-                    self.model.setParam(name, value)
-                state.run_dense_phase()
+                try:
+                    self._install_dense()
+                except ModelTooLargeError as error:
+                    # keep what the surrogates found; say why the dense model was not solved
+                    state.phases.append({"name": "dense", "skipped": str(error), "seconds": 0.0})
+                else:
+                    for name, value in (dense_params or {}).items():
+                        self.model.setParam(name, value)
+                    state.run_dense_phase()
             result = state.result()
         finally:
             for name, value in saved.items():
                 self.model.setParam(name, value)
             if restore:
-                self.install_surrogate(0)
+                if swapped:
+                    self.install_surrogate(0)
+                else:
+                    self.restore()
                 self.model.setAttr("Start", user_vars, user_start)
             self.model.update()
         return result
+
+
+def _removing_outputs(constr: Any, outputs: gp.MVar) -> Callable[[], None]:
+    """``constr.remove`` that also deletes ``outputs``, which ``constr`` created originally.
+
+    The rebuilt dense embedding receives the original output variables as given ones, which
+    its own ``remove()`` would keep; the user's handle keeps removing them as before.
+    """
+    remove = type(constr).remove
+
+    def remove_with_outputs() -> None:
+        model = constr.gp_model
+        remove(constr)
+        model.remove(outputs.reshape(-1).tolist())
+        model.update()
+
+    return remove_with_outputs
 
 
 class _SolveState:
@@ -582,7 +661,7 @@ class _SolveState:
         return remaining is not None and remaining <= 0.0
 
     def _record(self, judge: _Judge, values: np.ndarray, phase: str, surrogate_obj, repaired=False):
-        dense, with_dense, objective, feasible, valid = judge.judge(values)
+        dense, with_dense, objective, feasible, valid = judge.judge(values, repaired)
         now = self.elapsed()
         self.history.append(
             Incumbent(
@@ -697,7 +776,8 @@ class _SolveState:
         self._start_from_best(judge, complete=True)
         m.setParam("TimeLimit", self._limit(None))
         self._solve("dense", judge, None, self.swap.dense_constr)
-        if m.Status == GRB.OPTIMAL:
+        if m.Status == GRB.OPTIMAL and self.swap.valid is None and self.best is not None:
+            # with a validity predicate (not part of the model) the optimum proves nothing
             self.final_status = STATUS_OPTIMAL
         elif m.Status in (GRB.INFEASIBLE, GRB.INF_OR_UNBD) and self.best is None:
             self.final_status = STATUS_INFEASIBLE

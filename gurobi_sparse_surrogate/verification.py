@@ -14,12 +14,13 @@ from .applications import (
     build_input_model,
     check_time_limit,
     default_bound_options,
-    dense_judge,
     renamed,
     solve,
 )
 from .attacks import pgd_attack
 from .domains import Domain
+from .exceptions import ShapeMismatchError
+from .network import Float64Network
 
 STATUSES = ("adversarial", "robust", "unknown")
 #: A dense margin (torch, float64) must be below ``-MARGIN_TOL`` to count as adversarial.
@@ -196,7 +197,11 @@ def find_adversarial(
         raise ValueError(f"x0 has {x0.size} entries, the domain {domain.n}")
     if not domain.contains(x0):
         raise ValueError("x0 must lie inside the domain")
-    forward = dense_judge(network)
+    forward = Float64Network(network)
+    if forward.n_inputs != domain.n:
+        raise ShapeMismatchError(
+            f"the network has {forward.n_inputs} inputs but the domain has dimension {domain.n}"
+        )
     label, target_class = _classes(forward(x0), target, true_label)
 
     def margin_at(x: np.ndarray) -> tuple[float, int]:
@@ -224,6 +229,13 @@ def find_adversarial(
         return result
 
     start_point = None
+
+    def undecided() -> AdversarialResult:
+        """No proof and no MILP answer: the attack's point decides if it is adversarial."""
+        if start_point is not None and misclassified(start_point):
+            return finish(start_point, "adversarial", "attack")
+        return finish(start_point, "unknown")
+
     if attack:
         options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
         options.update(attack_options or {})
@@ -279,7 +291,7 @@ def find_adversarial(
         dense_params = {"BestBdStop": 2 * ROBUST_TOL}
         remaining = time_limit - clock()
         if remaining <= 0:
-            return finish(start_point, "unknown")
+            return undecided()
         outcome = solve(
             problem,
             lambda x: (margin_at(x)[0], misclassified(x)),
@@ -309,7 +321,7 @@ def find_adversarial(
             return finish(outcome.best_x, "adversarial", outcome.found_by)
         if outcome.bound is not None and outcome.bound > ROBUST_TOL:
             return finish(start_point, "robust")
-        return finish(start_point, "unknown")
+        return undecided()
     finally:
         problem.dispose()
 

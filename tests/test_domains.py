@@ -413,7 +413,10 @@ def test_project_returns_the_nearest_point(env, kind, seed, n):
             model.setObjective((y - xi) @ (y - xi))
             model.optimize()
             assert model.Status == gp.GRB.OPTIMAL
-            np.testing.assert_allclose(pi, y.X, atol=1e-5)
+            # the QP is solved by barrier to ~1e-4 in the point: compare distances, which
+            # are exact to second order, and the points loosely
+            assert np.sum((pi - xi) ** 2) <= model.ObjVal + 1e-7
+            np.testing.assert_allclose(pi, y.X, atol=1e-3)
     np.testing.assert_allclose(domain.project(p), p, atol=1e-12)  # idempotent
 
 

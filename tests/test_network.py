@@ -81,6 +81,7 @@ def test_network_forward_leaves_network_as_it_was():
         (nn.Sequential(nn.Identity()), "no nn.Linear"),
         (nn.Linear(3, 4), "expected a torch.nn.Sequential"),
         (nn.Sequential(nn.Linear(3, 4), nn.Conv1d(1, 1, 1)), "Conv1d"),
+        (nn.Sequential(nn.Flatten(0), nn.Linear(3, 4)), "only Flatten"),
     ],
 )
 def test_unsupported_networks_are_named(net, match):

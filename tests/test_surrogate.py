@@ -49,6 +49,7 @@ def test_restore_leaves_model_and_optimum_as_before(embed):
     net = random_network(3, 5, (12, 12), 2)
     m = quiet_model()
     x = m.addMVar(5, lb=0, ub=1)
+    without_network = sizes(m)
     pc = EMBEDDERS[embed](m, net, x)
     y = pc.output  # created by the embedding: must survive the swap
     m.setObjective(y[0, 0] - y[0, 1], gp.GRB.MAXIMIZE)
@@ -61,6 +62,8 @@ def test_restore_leaves_model_and_optimum_as_before(embed):
     assert solve(m) == pytest.approx(optimum, abs=1e-6)
     assert pc.get_error().max() < 1e-5  # the user's handle describes the restored embedding
     assert all(torch.equal(state[k], net.state_dict()[k]) for k in state)
+    pc.remove()  # removes what it removed before the swap, outputs it created included
+    assert sizes(m) == without_network
 
 
 @pytest.mark.parametrize("embed", EMBEDDERS)
@@ -152,7 +155,9 @@ def test_schedule_runs_each_surrogate_then_dense():
 
 
 def test_validity_predicate_and_stop_at_first_valid():
-    net = random_network(4, 4, (10,), 2)
+    net = random_network(6, 4, (10,), 2)  # class 0 wins on about 13% of the box
+    samples = forward64(net, np.random.default_rng(0).random((5000, 4)))
+    assert (samples[:, 0] > samples[:, 1]).any() and (samples[:, 0] < samples[:, 1]).any()
     m = quiet_model()
     x = m.addMVar(4, lb=0, ub=1)
     pc = add_predictor_constr(m, net, x)
@@ -163,13 +168,72 @@ def test_validity_predicate_and_stop_at_first_valid():
 
     with SurrogateSwap(m, pc, surrogate=0.5, valid=valid) as swap:
         result = swap.optimize(time_limit=30, stop_at_first_valid=True)
-    if result.objective is not None:
-        dense = forward64(net, result.inputs)[0]
-        assert dense[0] > dense[1]
-        assert sum(h.valid for h in result.history) == 1
-    else:  # then no input makes class 0 win: check on samples
-        samples = forward64(net, np.random.default_rng(0).random((5000, 4)))
-        assert (samples[:, 0] <= samples[:, 1]).all()
+    dense = forward64(net, result.inputs)[0]
+    assert dense[0] > dense[1]
+    assert sum(h.valid for h in result.history) == 1
+    assert result.status == "feasible"  # a predicate outside the model proves nothing
+
+
+def test_predicate_never_true_is_no_solution_not_optimal():
+    net = random_network(4, 4, (10,), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    with SurrogateSwap(m, pc, surrogate=0.5, valid=lambda i, o: False) as swap:
+        result = swap.optimize(time_limit=30)
+    assert result.status == "no_solution" and result.objective is None
+    assert result.bound is not None  # the dense model was still solved
+
+
+def test_general_constraint_on_the_outputs_is_judged_by_repair():
+    # z = max(y0, y1): its value cannot be recomputed from the dense outputs, only re-solved
+    net = random_network(5, 3, (8,), 2)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    z = m.addVar(lb=-gp.GRB.INFINITY)
+    m.addGenConstrMax(z, [pc.output[0, 0].item(), pc.output[0, 1].item()])
+    m.setObjective(z, gp.GRB.MINIMIZE)
+    with SurrogateSwap(m, pc, surrogate=shifted(net, 0, 5.0)) as swap:
+        result = swap.optimize(time_limit=30, fallback=False)
+    assert not any(h.feasible for h in result.history if h.phase == "surrogate 0")
+    dense = forward64(net, result.value(x))[0]
+    assert result.value(z) == pytest.approx(max(dense), abs=1e-6)
+    assert result.objective == pytest.approx(max(dense), abs=1e-6)
+
+
+def test_optimize_outside_a_with_block_leaves_the_dense_model_in_place():
+    net = random_network(2, 4, (8, 8), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    before, optimum = sizes(m), solve(m)
+    swap = SurrogateSwap(m, pc, surrogate=0.5)
+    result = swap.optimize(time_limit=30)
+    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    assert swap.surrogate_constr is None and sizes(m) == before
+    assert solve(m) == pytest.approx(optimum, abs=1e-6)
+
+
+def test_dense_fallback_too_large_for_the_licence_keeps_the_surrogate_answer():
+    from gurobi_sparse_surrogate import license_is_size_limited
+
+    if not license_is_size_limited():
+        pytest.skip("needs the size-limited licence")
+    net = random_network(0, 20, (600, 600), 1)
+    m = quiet_model()
+    x = m.addMVar(20, lb=0, ub=1)
+    placeholder = add_sparse_predictor_constr(
+        m, net, x, relu_formulation="max", bounds="interval", check_size=False
+    )
+    m.setObjective(placeholder.output[0, 0], gp.GRB.MAXIMIZE)
+    swap = SurrogateSwap(m, placeholder, surrogate=0.99, dense_options={"bounds": "interval"})
+    result = swap.optimize(time_limit=30, restore=False)
+    assert result.phases[-1]["name"] == "dense" and "licence" in result.phases[-1]["skipped"]
+    assert result.objective is not None
+    assert result.objective == pytest.approx(forward64(net, result.inputs)[0, 0], abs=1e-6)
 
 
 def test_two_networks_swap_one_keep_the_other():
