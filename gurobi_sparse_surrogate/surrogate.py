@@ -398,6 +398,7 @@ class SurrogateSwap:
                 )
             self.surrogates.append(net)
         self._surrogate_constr: SparseSequentialConstr | None = None
+        self._installed_index = -1
         self._dense_installed = True
         if dense_options is None:
             dense_options = getattr(predictor_constr, "_rebuild_options", {})
@@ -468,11 +469,14 @@ class SurrogateSwap:
 
     def install_surrogate(self, index: int = 0) -> SparseSequentialConstr:
         """Put surrogate ``index`` of the schedule in place of the current embedding."""
+        if self._surrogate_constr is not None and self._installed_index == index:
+            return self._surrogate_constr  # already in place: no second bounding pass
         self._remove_surrogate()
         self._remove_dense()
         self._surrogate_constr = add_sparse_predictor_constr(
             self.model, self.surrogates[index], self.inputs, self.outputs, **self.embed_options
         )
+        self._installed_index = index
         return self._surrogate_constr
 
     def _remove_surrogate(self) -> None:
@@ -746,6 +750,7 @@ class _SolveState:
             np.asarray(v.UB).copy() for v in (x_vars, y_vars)
         ]
         seen: set[bytes] = set()
+        started = self.elapsed()
         try:
             for objective, values, _ in self.pending:
                 if len(seen) >= max_repairs or self.done():
@@ -769,6 +774,15 @@ class _SolveState:
             x_vars.LB, y_vars.LB, x_vars.UB, y_vars.UB = saved
             m.update()
         self.pending = []
+        repaired = [h for h in self.history if h.repaired and h.time >= started]
+        self.phases.append(
+            {
+                "name": "repair",
+                "seconds": self.elapsed() - started,
+                "incumbents": len(seen),
+                "valid": sum(h.valid for h in repaired),
+            }
+        )
 
     def run_dense_phase(self) -> None:
         m = self.swap.model

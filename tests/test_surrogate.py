@@ -139,7 +139,7 @@ def test_fallback_after_a_misleading_surrogate_finds_the_dense_optimum():
         result = swap.optimize(time_limit=60)
     assert result.status == "optimal"
     assert result.objective == pytest.approx(optimum, abs=1e-5)
-    assert [p["name"] for p in result.phases] == ["surrogate 0", "dense"]
+    assert [p["name"] for p in result.phases] == ["surrogate 0", "repair", "dense"]
 
 
 def test_schedule_runs_each_surrogate_then_dense():
