@@ -418,6 +418,7 @@ def _formulation_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
         out["removed"] = int(sum(r.get("removed", 0) for r in layers))
         out["neurons"] = int(sum(r.get("neurons", 0) for r in layers))
         out["stable_per_layer"] = [int(r.get("active", 0) + r.get("inactive", 0)) for r in layers]
+        out["unstable_per_layer"] = [int(r.get("unstable", 0)) for r in layers]
     return out
 
 

@@ -70,6 +70,7 @@ def load_results(records: str | os.PathLike | Iterable[dict[str, Any]]) -> pd.Da
         "optimal",
         "bounding_seconds",
         "unstable",
+        "unstable_per_layer",
     ]
     frame = pd.DataFrame(rows)
     for column in columns:
@@ -225,6 +226,47 @@ def suite_table(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
             row[names.get(column, column)] = float(values.median()) if len(values) else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def unstable_by_layer(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """Median unstable neurons per layer, for each method and network depth.
+
+    Columns: ``method``, ``layers`` (number of Linear layers), ``runs`` and ``median`` (a
+    list, one entry per layer). Methods that report no formulation statistics are left out.
+    """
+    data = _ran(frame[frame["suite"] == suite])
+    rows = []
+    for name in method_order(data):
+        lists = [
+            v
+            for v in data.loc[data["method"] == name, "unstable_per_layer"]
+            if isinstance(v, list) and v
+        ]
+        by_depth: dict[int, list[list[int]]] = {}
+        for values in lists:
+            by_depth.setdefault(len(values), []).append(values)
+        for depth, group in sorted(by_depth.items()):
+            median = np.median(np.array(group, dtype=float), axis=0)
+            rows.append(
+                {"method": name, "layers": depth, "runs": len(group), "median": median.tolist()}
+            )
+    return pd.DataFrame(rows, columns=["method", "layers", "runs", "median"])
+
+
+def format_unstable(table: pd.DataFrame) -> str:
+    """Markdown of :func:`unstable_by_layer`."""
+    if table.empty:
+        return ""
+    lines = [
+        "Unstable ReLU neurons per layer (median over instances; what the bounds left to the "
+        "solver, by network depth):\n",
+        "| method | layers | runs | unstable per layer |",
+        "|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        per_layer = " / ".join(f"{v:g}" for v in row.median)
+        lines.append(f"| {row.method} | {row.layers} | {row.runs} | {per_layer} |")
+    return "\n".join(lines) + "\n"
 
 
 def format_table(table: pd.DataFrame, suite: str) -> str:
@@ -464,6 +506,7 @@ def write_report(
                 "instances both solved (above 0: better). W/L: higher/lower best dense value.\n"
             )
         parts.append(format_table(tables[suite], suite))
+        parts.append(format_unstable(unstable_by_layer(frame, suite)))
         tables[suite].to_csv(out / f"{suite}.csv", index=False)
         for image in images.get(suite, []):
             parts.append(f"![{image}]({image})\n")

@@ -430,3 +430,40 @@ def test_bounding_method_variants_are_named_and_reach_the_package():
     names = {m.name for m in get_profile("paper").methods}
     assert {"dense", "dense-interval", "dense-linear", "dense-lp"} <= names
     assert "dense-interval" in {m.name for m in get_profile("quick").methods}
+
+
+def test_unstable_neurons_per_layer_are_medians_by_depth():
+    from benchmarks.report import load_results, unstable_by_layer
+
+    rows = [
+        {
+            "suite": "verification",
+            "instance": f"a{i}",
+            "method": "dense",
+            "status": "robust",
+            "found": False,
+            "unstable_per_layer": [i, 10 * i, 0],
+        }
+        for i in (1, 2, 6)
+    ]
+    rows += [
+        {
+            "suite": "verification",
+            "instance": "deep",
+            "method": "dense",
+            "status": "robust",
+            "found": False,
+            "unstable_per_layer": [4, 4, 4, 4, 0],
+        },
+        {
+            "suite": "verification",
+            "instance": "a1",
+            "method": "attack",
+            "status": "unknown",
+            "found": False,
+        },
+    ]
+    table = unstable_by_layer(load_results(rows), "verification")
+    assert table["method"].tolist() == ["dense", "dense"]
+    assert table["layers"].tolist() == [3, 5] and table["runs"].tolist() == [3, 1]
+    assert table["median"].tolist() == [[2.0, 20.0, 0.0], [4.0, 4.0, 4.0, 4.0, 0.0]]
