@@ -84,10 +84,6 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             "check_size": check_size,
             "bound_options": bound_options,
         }
-        self._bounds_option = bounds
-        self._domain = domain
-        self._check_size = check_size
-        self._bound_options = dict(bound_options or {})
         self._input_shape = self.layers[0].n_in
         self._output_shape = self.layers[-1].n_out
         self._float64_network = None
@@ -129,7 +125,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         ]
         self._check_unbounded()
         size = self._planned_size()
-        if self._check_size:
+        if self._rebuild_options["check_size"]:
             check_model_size(
                 gp_model,
                 size.variables,
@@ -157,35 +153,29 @@ class SparseSequentialConstr(AbstractPredictorConstr):
 
     def _compute_bounds(self, gp_model: gp.Model) -> NetworkBounds:
         k = self._input.shape[0]
-        if isinstance(self._bounds_option, NetworkBounds):
-            self._bounds_option.check_shapes(self.layers, k)
-            return self._bounds_option
-        if not isinstance(self._bounds_option, str):
+        method, domain = self._rebuild_options["bounds"], self._rebuild_options["domain"]
+        if isinstance(method, NetworkBounds):
+            method.check_shapes(self.layers, k)
+            return method
+        if not isinstance(method, str):
             raise TypeError(
                 "bounds must be the name of a bounding method or a NetworkBounds object, got "
-                f"{type(self._bounds_option).__name__}"
+                f"{type(method).__name__}"
             )
         gp_model.update()
         lower = np.asarray(self._input.LB, dtype=np.float64).reshape(k, -1)
         upper = np.asarray(self._input.UB, dtype=np.float64).reshape(k, -1)
         lower[lower <= -gp.GRB.INFINITY] = -np.inf
         upper[upper >= gp.GRB.INFINITY] = np.inf
-        if self._domain is not None:
-            if getattr(self._domain, "n", self._input_shape) != self._input_shape:
+        if domain is not None:
+            if getattr(domain, "n", self._input_shape) != self._input_shape:
                 raise ShapeMismatchError(
-                    f"the domain has dimension {self._domain.n}, the network "
-                    f"{self._input_shape} inputs"
+                    f"the domain has dimension {domain.n}, the network {self._input_shape} inputs"
                 )
-            lower = np.maximum(lower, self._domain.lower)
-            upper = np.minimum(upper, self._domain.upper)
-        return compute_bounds(
-            self.layers,
-            lower,
-            upper,
-            method=self._bounds_option,
-            domain=self._domain,
-            **self._bound_options,
-        )
+            lower = np.maximum(lower, domain.lower)
+            upper = np.minimum(upper, domain.upper)
+        options = self._rebuild_options["bound_options"] or {}
+        return compute_bounds(self.layers, lower, upper, method, domain, **options)
 
     def _check_unbounded(self) -> None:
         if self.relu_formulation != "bigm":
