@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gurobi_sparse_surrogate.surrogate import final_solutions
 from gurobi_sparse_surrogate.verification import MARGIN_TOL, ROBUST_TOL
 
 from .suites import Instance, MethodSpec
@@ -521,10 +522,7 @@ def _gurobi_ml_solve(
             x.Start = mip_start
         m.Params.TimeLimit = max(time_limit - (time.perf_counter() - start), 1e-3)
 
-        def callback(model, where):
-            if where != GRB.Callback.MIPSOL:
-                return
-            xs = np.asarray(model.cbGetSolution(x), dtype=np.float64)
+        def offer(xs: np.ndarray) -> bool:
             verdict = data.judge(xs)
             now = time.perf_counter() - start
             score = verdict["score"]
@@ -533,8 +531,15 @@ def _gurobi_ml_solve(
                 best.update(x=xs, score=score, time=now)
             if verdict["valid"] and best["first"] is None:
                 best["first"] = now
-                if stop_at_first and data.verification:
-                    model.terminate()
+                return True
+            return False
+
+        def callback(model, where):
+            if where != GRB.Callback.MIPSOL:
+                return
+            first = offer(np.asarray(model.cbGetSolution(x), dtype=np.float64))
+            if first and stop_at_first and data.verification:
+                model.terminate()
 
         try:
             m.optimize(callback)
@@ -542,6 +547,9 @@ def _gurobi_ml_solve(
             if error.errno == _SIZE_LIMIT_ERRNO:
                 raise SkipRun(f"size-limited Gurobi licence: {error}") from error
             raise
+        # solutions found in presolve never reach the callback (as in the package)
+        for values, _ in final_solutions(m, x.tolist()):
+            offer(values)
         out["solver_status"] = int(m.Status)
         out["x"] = best["x"]
         out["time_to_first"] = best["first"]
