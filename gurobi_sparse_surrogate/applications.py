@@ -258,9 +258,24 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
     return outcome
 
 
-def renamed(record: dict, name: str) -> dict:
-    """A history record with its ``dense_objective`` under the application's own name."""
-    return {name if k == "dense_objective" else k: v for k, v in record.items()}
+def record_outcome(result: Any, outcome: Outcome, value_name: str) -> None:
+    """Copy what an :class:`Outcome` says into an application's result object.
+
+    Sets ``pruning_seconds``, ``model_stats`` (``dense`` and ``surrogate``, for the
+    embeddings that were built), ``bounding_seconds`` (their bounding time added up) and
+    extends ``history`` with the outcome's records, their ``dense_objective`` renamed to
+    ``value_name``.
+    """
+    result.pruning_seconds = outcome.pruning_seconds
+    if outcome.surrogate_stats is not None:
+        result.model_stats["surrogate"] = outcome.surrogate_stats
+    if outcome.dense_stats is not None:
+        result.model_stats["dense"] = outcome.dense_stats
+    result.bounding_seconds = sum(s["bounds_seconds"] for s in result.model_stats.values())
+    result.history.extend(
+        {value_name if k == "dense_objective" else k: v for k, v in record.items()}
+        for record in outcome.history
+    )
 
 
 def check_time_limit(time_limit: float) -> float:

@@ -14,7 +14,7 @@ from .applications import (
     build_input_model,
     check_time_limit,
     default_bound_options,
-    renamed,
+    record_outcome,
     solve,
 )
 from .attacks import pgd_maximize
@@ -180,15 +180,7 @@ def maximize_output(
             start=start_point,
             check_validity=False,
         )
-        result.pruning_seconds = outcome.pruning_seconds
-        if outcome.surrogate_stats is not None:
-            result.model_stats["surrogate"] = outcome.surrogate_stats
-        if outcome.dense_stats is not None:
-            result.model_stats["dense"] = outcome.dense_stats
-        result.bounding_seconds = sum(
-            stats["bounds_seconds"] for stats in result.model_stats.values()
-        )
-        result.history.extend(renamed(h, "dense_value") for h in outcome.history)
+        record_outcome(result, outcome, "dense_value")
         if outcome.best_x is not None and (
             result.value is None or outcome.best_value > result.value
         ):

@@ -14,7 +14,7 @@ from .applications import (
     build_input_model,
     check_time_limit,
     default_bound_options,
-    renamed,
+    record_outcome,
     solve,
 )
 from .attacks import pgd_attack
@@ -305,15 +305,7 @@ def find_adversarial(
             start=start_point,
             dense_params=dense_params,
         )
-        result.pruning_seconds = outcome.pruning_seconds
-        if outcome.surrogate_stats is not None:
-            result.model_stats["surrogate"] = outcome.surrogate_stats
-        if outcome.dense_stats is not None:
-            result.model_stats["dense"] = outcome.dense_stats
-        result.bounding_seconds = sum(
-            stats["bounds_seconds"] for stats in result.model_stats.values()
-        )
-        result.history.extend(renamed(h, "dense_margin") for h in outcome.history)
+        record_outcome(result, outcome, "dense_margin")
         if result.time_to_first is None:
             result.time_to_first = outcome.first_valid
         result.bound = outcome.bound
