@@ -73,11 +73,13 @@ class SwapResult:
         The best proven bound of the dense model (only after a dense phase).
     time_to_first_valid : float or None
         Seconds from the start of :meth:`~SurrogateSwap.optimize` to the first dense-valid
-        solution, plus the time spent pruning surrogates beforehand.
+        solution, plus the time spent pruning surrogates beforehand (counted by the first
+        ``optimize()`` of a swap only).
     runtime : float
         Total seconds of :meth:`~SurrogateSwap.optimize` (pruning before it not included).
     pruning_seconds : float
-        Seconds spent pruning (and finetuning) the surrogates.
+        Seconds spent pruning (and finetuning) the surrogates (0 after the first
+        ``optimize()`` of a swap).
     started_at : float
         ``time.perf_counter()`` when :meth:`~SurrogateSwap.optimize` started; incumbent
         times in :attr:`history` count from it.
@@ -398,6 +400,7 @@ class SurrogateSwap:
                 )
             self.surrogates.append(net)
         self._surrogate_constr: SparseSequentialConstr | None = None
+        self._pruning_counted = False
         self._installed_index = -1
         self._dense_installed = True
         if dense_options is None:
@@ -834,14 +837,17 @@ class _SolveState:
             status = self.final_status
         else:
             status = STATUS_FEASIBLE if best is not None else STATUS_NO_SOLUTION
-        ttf = None if self.first_valid is None else self.first_valid + self.swap.pruning_seconds
+        # pruning happened once, before the first optimize(): only that call counts it
+        pruning = 0.0 if self.swap._pruning_counted else self.swap.pruning_seconds
+        self.swap._pruning_counted = True
+        ttf = None if self.first_valid is None else self.first_valid + pruning
         return SwapResult(
             status=status,
             objective=None if best is None else best["objective"],
             bound=self.bound,
             time_to_first_valid=ttf,
             runtime=self.elapsed(),
-            pruning_seconds=self.swap.pruning_seconds,
+            pruning_seconds=pruning,
             started_at=self.start,
             phases=self.phases,
             history=self.history,

@@ -285,3 +285,18 @@ def test_dense_options_rebuild_a_placeholder_as_asked_and_restore_false_leaves_i
     assert result.phases[1]["model_stats"]["relu_formulation"] == "bigm"
     assert swap.surrogate_constr is None  # not put back: the model holds the dense embedding
     assert result.status == "optimal"
+
+
+def test_pruning_time_is_counted_by_the_first_optimize_only():
+    net = random_network(2, 4, (10, 10), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        first = swap.optimize(time_limit=30)
+        second = swap.optimize(time_limit=30)
+    assert first.pruning_seconds == swap.pruning_seconds > 0
+    assert second.pruning_seconds == 0.0
+    assert first.time_to_first_valid >= first.pruning_seconds
+    assert second.objective == pytest.approx(first.objective, abs=1e-6)
