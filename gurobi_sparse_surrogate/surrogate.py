@@ -459,10 +459,10 @@ class SurrogateSwap:
         if self._dense_installed:
             return
         m, pc = self.model, self.dense_constr
-        if self._output_bounds is not None:
-            self.outputs.LB, self.outputs.UB = self._output_bounds
         m.update()
         rebuilt = type(pc)(m, self.dense_network, self.inputs, self.outputs, **self._dense_kwargs)
+        if self._output_bounds is not None:  # only once rebuilt: a failed rebuild changes nothing
+            self.outputs.LB, self.outputs.UB = self._output_bounds
         # the user's handle stays valid: it now describes the rebuilt embedding
         pc.__dict__.update(rebuilt.__dict__)
         if self._outputs_created and "remove" not in pc.__dict__:
