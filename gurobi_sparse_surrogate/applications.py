@@ -86,11 +86,27 @@ def build_input_model(
     return InputModel(model, env, x, predictor, options, placeholder)
 
 
-def default_bound_options(bounds: Any, bound_options: dict | None, time_limit: float) -> dict:
-    """Bounding options for an application call: ``"auto"`` gets a tenth of the time limit."""
+def default_bound_options(
+    bounds: Any,
+    bound_options: dict | None,
+    time_limit: float,
+    domain: Domain,
+    known: list[np.ndarray | None],
+    seed: int,
+) -> dict:
+    """Bounding options for an application call.
+
+    ``"auto"`` gets a tenth of the time limit (at most 5 s). The LP and MILP stages skip the
+    solves that known inputs already decide: the caller's points (``x0``, the attack's) and a
+    seeded sample of the domain, which cost a forward pass each.
+    """
     options = dict(bound_options or {})
     if bounds == "auto":
         options.setdefault("time_budget", min(5.0, 0.1 * time_limit))
+    if "points" not in options:
+        points = [np.atleast_2d(p) for p in known if p is not None]
+        points.append(domain.sample(64, np.random.default_rng(seed)))
+        options["points"] = np.vstack(points)
     return options
 
 

@@ -44,6 +44,10 @@ Options read from :attr:`BoundingProblem.options` (``compute_bounds(..., **optio
 ``skip_decided`` : bool
     Skip solves that cannot change stability (default True). Set False to tighten the bounds
     of truly unstable neurons too (smaller big-M, more solves).
+``abandon_after`` : int or None
+    Stop a layer's LP (MILP) solves when the first this many made no neuron stable: the rest
+    would likely only shrink big-M constants (``"auto"``: 16 LP and 8 MILP solves; ``"lp"`` and
+    ``"milp"``: never).
 ``auto_min_unstable`` : int
     ``"auto"`` only: run the LP and MILP stages only when the linear bounds leave at least
     this many unstable neurons (default 32); below it the main MILP is small anyway.
@@ -453,12 +457,17 @@ class LPStage:
     """
 
     def __init__(
-        self, integral: bool = False, default_budget: float | None = None, max_binaries: int = 60
+        self,
+        integral: bool = False,
+        default_budget: float | None = None,
+        max_binaries: int = 60,
+        abandon_after: int | None = None,
     ):
         self.integral = integral
         self.name = "milp" if integral else "lp"
         self.default_budget = default_budget
         self.max_binaries = max_binaries
+        self.abandon_after = abandon_after
 
     def layer_bounds(self, problem, index, lower, upper):
         new_lo, new_hi = lower.copy(), upper.copy()
@@ -555,7 +564,11 @@ class LPStage:
         groups = self._groups(cones, targets, var_w, con_w, max_v, max_c - extra_c)
         reference = _reference_point(problem, s) if known else None
         time_limit = float(problem.options.get("milp_time_limit", 1.0))
-        counts = {"solves": 0, "skipped": int(unstable.sum() * 2 - need_min.sum() - need_max.sum())}
+        counts = {
+            "solves": 0,
+            "stabilised": 0,
+            "skipped": int(unstable.sum() * 2 - need_min.sum() - need_max.sum()),
+        }
         try:
             self._solve_groups(
                 problem,
@@ -652,6 +665,19 @@ class LPStage:
                                 hi[t] = min(hi[t], bound)
                             else:
                                 lo[t] = max(lo[t], bound)
+                            counts["stabilised"] += int(hi[t] <= 0 or lo[t] >= 0)
+                        abandon = problem.options.get("abandon_after", self.abandon_after)
+                        if abandon and counts["solves"] >= abandon and not counts["stabilised"]:
+                            _note(
+                                problem,
+                                stage=self.name,
+                                layer=index,
+                                sample=s,
+                                neurons=sum(len(gr) for gr, _ in groups[g:]),
+                                reason=f"no neuron became stable in the first {abandon} "
+                                "solves of this layer; earlier bounds kept",
+                            )
+                            return
                         if point is not None and reference is not None:
                             full = reference.copy()
                             full[model.input_idx] = point
@@ -704,8 +730,13 @@ class LPStage:
 class MILPStage(LPStage):
     """Per-neuron MILP bounds (binaries for the cone's unstable ReLUs); see :class:`LPStage`."""
 
-    def __init__(self, default_budget: float | None = None, max_binaries: int = 60):
-        super().__init__(True, default_budget, max_binaries)
+    def __init__(
+        self,
+        default_budget: float | None = None,
+        max_binaries: int = 60,
+        abandon_after: int | None = None,
+    ):
+        super().__init__(True, default_budget, max_binaries, abandon_after)
 
 
 class MethodPassStage:
@@ -794,7 +825,7 @@ register_method(
         MethodPassStage("linear"),
         IntervalStage(),
         LinearStage(),
-        WhenWorthIt(LPStage(default_budget=5.0)),
-        WhenWorthIt(MILPStage(default_budget=5.0, max_binaries=20)),
+        WhenWorthIt(LPStage(default_budget=5.0, abandon_after=16)),
+        WhenWorthIt(MILPStage(default_budget=5.0, max_binaries=20, abandon_after=8)),
     ),
 )

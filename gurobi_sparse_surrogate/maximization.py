@@ -156,7 +156,9 @@ def maximize_output(
         threads=threads,
         bounds=bounds,
         relu_formulation=relu_formulation,
-        bound_options=default_bound_options(bounds, bound_options, time_limit),
+        bound_options=default_bound_options(
+            bounds, bound_options, time_limit, domain, [start_point], seed
+        ),
         verbose=verbose,
         placeholder=surrogate is not None,
     )

@@ -270,7 +270,9 @@ def find_adversarial(
         threads=threads,
         bounds=bounds,
         relu_formulation=relu_formulation,
-        bound_options=default_bound_options(bounds, bound_options, time_limit),
+        bound_options=default_bound_options(
+            bounds, bound_options, time_limit, domain, [x0, start_point], seed
+        ),
         verbose=verbose,
         placeholder=surrogate is not None,
     )

@@ -256,3 +256,29 @@ def test_mnist_784_256x4_linf_003_fits_the_licence_with_auto_but_not_with_interv
             m.optimize()
     assert sizes["auto"] is not None
     assert sizes["interval"] is None or sizes["interval"] > 2 * sizes["auto"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(**network_strategy)
+def test_auto_abandons_a_layer_that_stabilises_nothing_and_stays_sound(
+    seed, n_in, hidden, density, masks
+):
+    notes: list = []
+    _, _, _, bounds = check_method_on_box(
+        "auto",
+        seed,
+        n_in,
+        hidden,
+        density,
+        masks,
+        n_points=300,
+        auto_min_unstable=0,
+        abandon_after=1,
+        notes=notes,
+    )
+    summaries = {(n["stage"], n["layer"]): n for n in notes if n["kind"] == "summary"}
+    for note in notes:
+        if "no neuron became stable" in note.get("reason", ""):
+            summary = summaries[(note["stage"], note["layer"])]
+            assert summary["solves"] == 1
+            assert summary["unstable_after"] == summary["unstable_before"]
