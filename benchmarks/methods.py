@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gurobi_sparse_surrogate.surrogate import final_solutions
+from gurobi_sparse_surrogate.surrogate import optimize_judging
 from gurobi_sparse_surrogate.verification import MARGIN_TOL, ROBUST_TOL
 
 from .suites import Instance, MethodSpec
@@ -534,22 +534,14 @@ def _gurobi_ml_solve(
                 return True
             return False
 
-        def callback(model, where):
-            if where != GRB.Callback.MIPSOL:
-                return
-            first = offer(np.asarray(model.cbGetSolution(x), dtype=np.float64))
-            if first and stop_at_first and data.verification:
-                model.terminate()
-
-        try:
-            m.optimize(callback)
+        try:  # every solution is judged, those found in presolve included (as the package)
+            optimize_judging(
+                m, x.tolist(), lambda xs, _: offer(xs), stop_at_first and data.verification
+            )
         except gp.GurobiError as error:
             if error.errno == _SIZE_LIMIT_ERRNO:
                 raise SkipRun(f"size-limited Gurobi licence: {error}") from error
             raise
-        # solutions found in presolve never reach the callback (as in the package)
-        for values, _ in final_solutions(m, x.tolist()):
-            offer(values)
         out["solver_status"] = int(m.Status)
         out["x"] = best["x"]
         out["time_to_first"] = best["first"]

@@ -21,7 +21,7 @@ from torch import nn
 
 from .domains import Domain
 from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from .surrogate import SurrogateSwap, final_solutions, proven_bound
+from .surrogate import SurrogateSwap, optimize_judging, proven_bound
 
 #: Judge of an input vector: ``(dense objective value, valid)``.
 Judge = Callable[[np.ndarray], tuple[float, bool]]
@@ -234,13 +234,7 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
         m.setAttr("Start", x.tolist(), np.asarray(start, dtype=np.float64).tolist())
     sign = 1.0 if sense == GRB.MAXIMIZE else -1.0
 
-    seen: set[bytes] = set()
-
     def offer(values: np.ndarray, objective: float) -> bool:
-        key = values.tobytes()
-        if key in seen:
-            return False
-        seen.add(key)
         value, valid = judge(values)
         now = clock()
         outcome.history.append(
@@ -260,15 +254,7 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
                 outcome.found_by = "dense"
         return valid
 
-    def callback(model, where):
-        if where == GRB.Callback.MIPSOL:
-            values = np.array(model.cbGetSolution(x.tolist()))
-            if offer(values, model.cbGet(GRB.Callback.MIPSOL_OBJ)) and stop:
-                model.terminate()
-
-    m.optimize(callback)
-    for values, objective in final_solutions(m, x.tolist()):
-        offer(values, objective)
+    optimize_judging(m, x.tolist(), offer, stop)
     outcome.optimal = m.Status == GRB.OPTIMAL
     outcome.bound = proven_bound(m)
     return outcome

@@ -153,6 +153,40 @@ def final_solutions(model: gp.Model, variables: list[gp.Var]) -> list[tuple[np.n
     return found
 
 
+def optimize_judging(
+    model: gp.Model,
+    variables: list[gp.Var],
+    offer: Callable[[np.ndarray, float], bool],
+    stop_when_offered: bool = False,
+) -> None:
+    """Optimize ``model`` and hand every solution it finds to ``offer`` once.
+
+    ``offer(values of variables, solver objective) -> bool`` is called from a MIPSOL callback
+    for each incumbent, then for the solutions the model holds at the end (those found in
+    presolve, or an LP's, never reach the callback); a solution already offered is skipped.
+    With ``stop_when_offered``, the solve stops at the first offer that returns True.
+    """
+    seen: set[bytes] = set()
+
+    def once(values: np.ndarray, objective: float) -> bool:
+        key = values.tobytes()
+        if key in seen:
+            return False
+        seen.add(key)
+        return offer(values, objective)
+
+    def callback(m, where):
+        if where != GRB.Callback.MIPSOL:
+            return
+        values = np.array(m.cbGetSolution(variables))
+        if once(values, m.cbGet(GRB.Callback.MIPSOL_OBJ)) and stop_when_offered:
+            m.terminate()
+
+    model.optimize(callback)
+    for values, objective in final_solutions(model, variables):
+        once(values, objective)
+
+
 def proven_bound(model: gp.Model) -> float | None:
     """The best proven objective bound after optimize (the optimum of a solved LP)."""
     try:
@@ -708,28 +742,14 @@ class _SolveState:
         """Optimize, judging every solution found: incumbents and the final solution pool."""
         m = self.swap.model
         phase_start = self.elapsed()
-        seen: set[bytes] = set()
 
         def offer(values: np.ndarray, objective: float) -> bool:
-            key = values.tobytes()
-            if key in seen:
-                return False
-            seen.add(key)
             feasible, valid = self._record(judge, values, name, objective)
             if not feasible and candidates is not None:
                 candidates.append((objective, values, self.elapsed()))
             return valid
 
-        def callback(model, where):
-            if where != GRB.Callback.MIPSOL:
-                return
-            values = np.array(model.cbGetSolution(judge.vars))
-            if offer(values, model.cbGet(GRB.Callback.MIPSOL_OBJ)) and self.stop:
-                model.terminate()
-
-        m.optimize(callback)
-        for values, objective in final_solutions(m, judge.vars):
-            offer(values, objective)
+        optimize_judging(m, judge.vars, offer, self.stop)
         found = [h for h in self.history if h.phase == name]
         self.phases.append(
             {
