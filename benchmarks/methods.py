@@ -17,12 +17,12 @@ Baselines implemented here:
     dense net, Gurobi's default parameters (``Obbt=3`` for the ``-obbt`` variant).
 ``paper-R``
     Global unstructured magnitude pruning to ``R`` (no finetuning) with
-    :func:`~gurobi_sparse_surrogate.pruning.prune_network`, converted to a plain
+    :func:`~gurobi_sparse_surrogate.network.pruning.prune_network`, converted to a plain
     ``nn.Sequential`` with permanent zeros so that gurobi-ml's own formulation embeds it; every
     incumbent is re-scored on the dense network in a MIPSOL callback; no bounds of its own, no
     fallback, never a proof.
 ``attack``
-    :func:`~gurobi_sparse_surrogate.attacks.pgd_attack` (or ``pgd_maximize``) alone.
+    :func:`~gurobi_sparse_surrogate.applications.attacks.pgd_attack` (or ``pgd_maximize``) alone.
 
 ``dense`` and ``surrogate-*`` go through the package's ``find_adversarial`` and
 ``maximize_output``.
@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from gurobi_sparse_surrogate.surrogate import optimize_judging
-from gurobi_sparse_surrogate.verification import MARGIN_TOL, ROBUST_TOL
+from gurobi_sparse_surrogate.applications.adversarial import MARGIN_TOL, ROBUST_TOL
+from gurobi_sparse_surrogate.surrogate.swap import optimize_judging
 
 from .suites import Instance, MethodSpec
 
@@ -148,7 +148,7 @@ class InstanceData:
 
 
 def _float64(network: nn.Module) -> nn.Module:
-    from gurobi_sparse_surrogate.network import float64_copy
+    from gurobi_sparse_surrogate.network.extraction import float64_copy
 
     return float64_copy(network).eval()
 
@@ -188,6 +188,7 @@ def classifier(instance: Instance, cache_dir: str | None = None):
     (network, (X_train, y_train), (X_test, y_test), test_accuracy)
     """
     from gurobi_sparse_surrogate import datasets
+    from gurobi_sparse_surrogate.data import datasets as training_code
 
     from .suites import TRAIN_EPOCHS
 
@@ -202,7 +203,7 @@ def classifier(instance: Instance, cache_dir: str | None = None):
     if cache_dir is not None:
         arch = "x".join(map(str, hidden))
         # keyed by the training code too, so that a change to it retrains
-        code = hashlib.sha256(Path(datasets.__file__).read_bytes()).hexdigest()[:10]
+        code = hashlib.sha256(Path(training_code.__file__).read_bytes()).hexdigest()[:10]
         name = f"bench-mnist{p['size']}-{arch}-s{seed}-e{TRAIN_EPOCHS}-{code}"
         cache = Path(cache_dir) / name
         files = (cache.with_suffix(".pt"), cache.with_suffix(".npz"))
@@ -306,7 +307,7 @@ def _gurobi_env():
 
 def _plain_sequential(network: nn.Module) -> nn.Sequential:
     """A plain ``nn.Sequential`` with the network's effective weights (permanent zeros)."""
-    from gurobi_sparse_surrogate.network import effective_parameter
+    from gurobi_sparse_surrogate.network.extraction import effective_parameter
 
     modules = []
     for module in network:
@@ -346,7 +347,7 @@ def surrogate_quality(data: InstanceData, spec: MethodSpec, seed: int) -> dict[s
     """
     if spec.rate is None:
         return {}
-    from gurobi_sparse_surrogate.pruning import prune_network, pruning_report
+    from gurobi_sparse_surrogate.network.pruning import prune_network, pruning_report
 
     opts = _prune_options(data, spec, seed)
     key = (
@@ -430,7 +431,7 @@ def attack_stage(
     data: InstanceData, budget: float, seed: int
 ) -> tuple[np.ndarray | None, float | None, float]:
     """Run the projected-gradient attack; return ``(x, dense score, seconds)``."""
-    from gurobi_sparse_surrogate import attacks
+    from gurobi_sparse_surrogate.applications import attacks
 
     start = time.perf_counter()
     if budget <= 0:
@@ -628,7 +629,7 @@ def run_gurobi_ml(data: InstanceData, spec: MethodSpec, time_limit: float, threa
 
 def run_paper(data: InstanceData, spec: MethodSpec, time_limit: float, threads: int, seed: int):
     """The paper's pipeline: magnitude-pruned network in gurobi-ml, incumbents re-scored."""
-    from gurobi_sparse_surrogate.pruning import prune_network
+    from gurobi_sparse_surrogate.network.pruning import prune_network
 
     start = time.perf_counter()
     pruned = prune_network(data.network, spec.rate, structure="global", permanent=True)

@@ -8,7 +8,7 @@ linear equation. Only unstable neurons need a binary variable, with big-M consta
 from the bounds. Tighter bounds therefore mean fewer binaries and a tighter relaxation.
 
 This example compares the bounding methods registered in
-:data:`gurobi_sparse_surrogate.bounds.METHODS` on a 2x64 classifier trained on
+:data:`gurobi_sparse_surrogate.bounds.problem.METHODS` on a 2x64 classifier trained on
 scikit-learn's digits, over an L-infinity ball of radius 0.05 around an image:
 
 * ``"interval"``: interval arithmetic on the sparse weight matrices (the first layer exact
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from gurobi_sparse_surrogate import LinfBall, add_sparse_predictor_constr, compute_bounds
-from gurobi_sparse_surrogate.bounds import METHODS, count_unstable
+from gurobi_sparse_surrogate.bounds.problem import METHODS, count_unstable
 from gurobi_sparse_surrogate.datasets import load_digits, train_classifier
-from gurobi_sparse_surrogate.network import extract_layers, layers_forward
+from gurobi_sparse_surrogate.network.extraction import extract_layers, layers_forward
 
 torch.set_num_threads(1)
 

@@ -1,6 +1,6 @@
 """gurobi-sparse-surrogate: optimization over trained (and sparse) ReLU networks with Gurobi."""
 
-from . import bounds_lp  # noqa: F401  (registers the linear, lp, milp and auto methods)
+from .applications import AdversarialResult, MaximizationResult, find_adversarial, maximize_output
 from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds
 from .domains import Box, Domain, L1Ball, LinfBall
@@ -12,13 +12,11 @@ from .exceptions import (
     UnboundedInputError,
     UnsupportedNetworkError,
 )
+from .formulation import SparseSequentialConstr, add_sparse_predictor_constr
 from .license import check_model_size, license_is_size_limited
-from .maximization import MaximizationResult, maximize_output
-from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from .pruning import PruningReport, SparseSequential, prune_network, pruning_report
+from .network import PruningReport, SparseSequential, prune_network, pruning_report
 from .registration import register_with_gurobi_ml
 from .surrogate import SurrogateSwap, SwapResult
-from .verification import AdversarialResult, find_adversarial
 
 register_with_gurobi_ml()
 

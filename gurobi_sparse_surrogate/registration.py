@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gurobi_ml import register_predictor_constr
 
-from .predictor import add_sparse_predictor_constr
-from .pruning import SparseSequential
+from .formulation.predictor import add_sparse_predictor_constr
+from .network.pruning import SparseSequential
 
 
 def register_with_gurobi_ml() -> None:

@@ -58,7 +58,7 @@ def random_network(
 
 def forward64(network: nn.Module, x: np.ndarray) -> np.ndarray:
     """Independent float64 reference: torch forward pass on a float64 copy."""
-    from gurobi_sparse_surrogate.network import clone_network
+    from gurobi_sparse_surrogate.network.extraction import clone_network
 
     net = clone_network(network).double().eval()
     with torch.no_grad():

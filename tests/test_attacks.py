@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from gurobi_sparse_surrogate.attacks import AttackResult, pgd_attack, pgd_maximize
+from gurobi_sparse_surrogate.applications.attacks import AttackResult, pgd_attack, pgd_maximize
 from gurobi_sparse_surrogate.domains import Box, L1Ball, LinfBall
 from gurobi_sparse_surrogate.exceptions import ShapeMismatchError
-from gurobi_sparse_surrogate.network import clone_network
+from gurobi_sparse_surrogate.network.extraction import clone_network
 
 
 @pytest.fixture(scope="module")

@@ -160,7 +160,7 @@ def test_gurobi_ml_and_paper_baselines_are_judged_on_the_dense_network(tmp_path)
 def test_paper_network_is_embedded_by_gurobi_ml_itself(model):
     import gurobi_ml
 
-    from gurobi_sparse_surrogate.pruning import prune_network
+    from gurobi_sparse_surrogate.network.pruning import prune_network
 
     data = bm.load_instance(digits_instances(1)[0])
     pruned = prune_network(data.network, 0.7, permanent=True)

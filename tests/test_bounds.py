@@ -8,9 +8,9 @@ from conftest import random_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gurobi_sparse_surrogate.bounds import NetworkBounds, compute_bounds
+from gurobi_sparse_surrogate.bounds.problem import NetworkBounds, compute_bounds
 from gurobi_sparse_surrogate.exceptions import ShapeMismatchError
-from gurobi_sparse_surrogate.network import extract_layers, layers_forward
+from gurobi_sparse_surrogate.network.extraction import extract_layers, layers_forward
 
 
 def corners_and_random(rng, lower, upper, n):

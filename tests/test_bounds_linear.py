@@ -10,10 +10,10 @@ from conftest import random_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gurobi_sparse_surrogate.bounds import METHODS, compute_bounds
-from gurobi_sparse_surrogate.bounds_linear import concretize_box, relu_relaxation
+from gurobi_sparse_surrogate.bounds.linear import concretize_box, relu_relaxation
+from gurobi_sparse_surrogate.bounds.problem import METHODS, compute_bounds
 from gurobi_sparse_surrogate.domains import L1Ball, LinfBall
-from gurobi_sparse_surrogate.network import extract_layers, layers_forward
+from gurobi_sparse_surrogate.network.extraction import extract_layers, layers_forward
 
 TOL = 1e-7
 

@@ -18,10 +18,10 @@ from test_bounds_linear import (
     widths,
 )
 
-from gurobi_sparse_surrogate.bounds import BoundingProblem, compute_bounds
-from gurobi_sparse_surrogate.bounds_lp import cones_of_influence, safe_lagrangian_bound
+from gurobi_sparse_surrogate.bounds.lp import cones_of_influence, safe_lagrangian_bound
+from gurobi_sparse_surrogate.bounds.problem import BoundingProblem, compute_bounds
 from gurobi_sparse_surrogate.domains import L1Ball
-from gurobi_sparse_surrogate.network import extract_layers, layers_forward
+from gurobi_sparse_surrogate.network.extraction import extract_layers, layers_forward
 
 ORDER = ["interval", "linear", "lp", "milp"]
 

@@ -45,7 +45,7 @@ CASES = {
         "dense output at r.x:",
     ),
     "plot_bound_tightening.py": (
-        [("gurobi_sparse_surrogate.bounds_lp", "LPStage")],
+        [("gurobi_sparse_surrogate.bounds.lp", "LPStage")],
         "unstable per hidden layer",
     ),
 }

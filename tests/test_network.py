@@ -14,7 +14,11 @@ from gurobi_sparse_surrogate.exceptions import (
     ShapeMismatchError,
     UnsupportedNetworkError,
 )
-from gurobi_sparse_surrogate.network import extract_layers, layers_forward, network_forward
+from gurobi_sparse_surrogate.network.extraction import (
+    extract_layers,
+    layers_forward,
+    network_forward,
+)
 
 
 def test_layers_reproduce_forward_pass_with_masks_in_place():

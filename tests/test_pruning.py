@@ -1,4 +1,4 @@
-"""Tests of gurobi_sparse_surrogate.pruning: exact counts, untouched inputs, masks, reports."""
+"""Tests of gurobi_sparse_surrogate.network.pruning: exact counts, untouched inputs, masks, reports."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from torch import nn
 from torch.nn.utils import prune
 
 from gurobi_sparse_surrogate.exceptions import UnsupportedNetworkError
-from gurobi_sparse_surrogate.network import clone_network, extract_layers, network_forward
-from gurobi_sparse_surrogate.pruning import (
+from gurobi_sparse_surrogate.network.extraction import (
+    clone_network,
+    extract_layers,
+    network_forward,
+)
+from gurobi_sparse_surrogate.network.pruning import (
     FinetuneConfig,
     PruningReport,
     SparseSequential,

@@ -12,8 +12,8 @@ from conftest import forward64, random_network
 from gurobi_ml import add_predictor_constr
 
 from gurobi_sparse_surrogate import add_sparse_predictor_constr
-from gurobi_sparse_surrogate.pruning import prune_network
-from gurobi_sparse_surrogate.surrogate import SurrogateSwap
+from gurobi_sparse_surrogate.network.pruning import prune_network
+from gurobi_sparse_surrogate.surrogate.swap import SurrogateSwap
 
 EMBEDDERS = {"gurobi-ml": add_predictor_constr, "sparse": add_sparse_predictor_constr}
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import forward64
 
 from gurobi_sparse_surrogate import L1Ball, LinfBall, add_sparse_predictor_constr, find_adversarial
-from gurobi_sparse_surrogate.attacks import pgd_attack
+from gurobi_sparse_surrogate.applications.attacks import pgd_attack
 from gurobi_sparse_surrogate.datasets import load_digits, load_mnist, train_classifier
 
 
@@ -156,8 +156,8 @@ def test_surrogate_route_without_fallback_never_builds_the_dense_model(digits):
 
 
 def test_an_adversarial_attack_point_is_never_reported_unknown(digits, monkeypatch):
-    import gurobi_sparse_surrogate.verification as verification
-    from gurobi_sparse_surrogate.applications import Outcome
+    import gurobi_sparse_surrogate.applications.adversarial as verification
+    from gurobi_sparse_surrogate.applications.common import Outcome
 
     net, X, _ = digits
     domain = LinfBall(X[1], 0.5)

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .domains import Domain, L1Ball
-from .exceptions import ShapeMismatchError
-from .network import float64_copy
+from ..domains import Domain, L1Ball
+from ..exceptions import ShapeMismatchError
+from ..network.extraction import float64_copy
 
 __all__ = ["AttackResult", "MaximizeResult", "pgd_attack", "pgd_maximize"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import DatasetFormatError
+from ..exceptions import DatasetFormatError
 
 __all__ = ["read_idx", "write_idx"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .bounds import BoundingProblem, IntervalStage, register_method
+from .problem import BoundingProblem, IntervalStage, register_method
 
 __all__ = ["LinearStage", "back_substitute", "relu_relaxation", "concretize_box"]
 

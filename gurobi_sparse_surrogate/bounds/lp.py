@@ -71,11 +71,11 @@ import numpy as np
 import scipy.sparse as sp
 from gurobipy import GRB
 
-from .bounds import BoundingProblem, IntervalStage, compute_bounds, register_method
-from .bounds_linear import LinearStage
-from .domains import L1Ball
-from .license import SIZE_LIMITED_MAX_CONSTRAINTS, SIZE_LIMITED_MAX_VARIABLES
-from .network import layers_forward
+from ..domains import L1Ball
+from ..license import SIZE_LIMITED_MAX_CONSTRAINTS, SIZE_LIMITED_MAX_VARIABLES
+from ..network.extraction import layers_forward
+from .linear import LinearStage
+from .problem import BoundingProblem, IntervalStage, compute_bounds, register_method
 
 __all__ = ["LPStage", "MILPStage", "MethodPassStage", "cones_of_influence", "safe_lagrangian_bound"]
 

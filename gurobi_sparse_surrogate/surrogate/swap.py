@@ -28,9 +28,9 @@ import scipy.sparse as sp
 from gurobipy import GRB
 from torch import nn
 
-from .exceptions import ModelTooLargeError
-from .network import Float64Network, extract_layers
-from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
+from ..exceptions import ModelTooLargeError
+from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
+from ..network.extraction import Float64Network, extract_layers
 
 Validity = Callable[[np.ndarray, np.ndarray], bool]
 
@@ -447,7 +447,7 @@ class SurrogateSwap:
         if isinstance(item, nn.Module):
             return item
         if isinstance(item, (int, float)) and not isinstance(item, bool):
-            from .pruning import prune_network
+            from ..network.pruning import prune_network
 
             return prune_network(self.dense_network, float(item), **prune_options)
         raise TypeError(

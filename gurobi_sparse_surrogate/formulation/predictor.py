@@ -12,9 +12,11 @@ from gurobi_ml.modeling._var_utils import validate_input_vars, validate_output_v
 from gurobi_ml.modeling.base_predictor_constr import AbstractPredictorConstr
 from torch import nn
 
-from .bounds import NetworkBounds, compute_bounds, post_activation
-from .exceptions import ShapeMismatchError, UnboundedInputError
-from .formulation import (
+from ..bounds.problem import NetworkBounds, compute_bounds, post_activation
+from ..exceptions import ShapeMismatchError, UnboundedInputError
+from ..license import check_model_size
+from ..network.extraction import Float64Network, extract_layers
+from .planning import (
     CATEGORIES,
     RELU_FORMULATIONS,
     LayerPlan,
@@ -24,8 +26,6 @@ from .formulation import (
     layer_size,
     plan_network,
 )
-from .license import check_model_size
-from .network import Float64Network, extract_layers
 
 _SHRINK_ADVICE = (
     "To shrink it: use relu_formulation='max' (no binary variables and one linear constraint "

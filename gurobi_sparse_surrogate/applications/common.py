@@ -19,9 +19,9 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
-from .domains import Domain
-from .predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from .surrogate import SurrogateSwap, optimize_judging, proven_bound
+from ..domains import Domain
+from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
+from ..surrogate.swap import SurrogateSwap, optimize_judging, proven_bound
 
 #: Judge of an input vector: ``(dense objective value, valid)``.
 Judge = Callable[[np.ndarray], tuple[float, bool]]

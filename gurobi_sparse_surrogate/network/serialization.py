@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .exceptions import DatasetFormatError, UnsupportedNetworkError
+from ..exceptions import DatasetFormatError, UnsupportedNetworkError
 from .pruning import SparseSequential
 
 __all__ = ["load_network", "save_network"]

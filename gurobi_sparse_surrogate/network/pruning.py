@@ -43,8 +43,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from .exceptions import NonFiniteWeightError, ShapeMismatchError, UnsupportedNetworkError
-from .network import clone_network, effective_parameter
+from ..exceptions import NonFiniteWeightError, ShapeMismatchError, UnsupportedNetworkError
+from .extraction import clone_network, effective_parameter
 
 #: Valid values of ``method``.
 METHODS: tuple[str, ...] = ("magnitude", "random")
@@ -334,7 +334,7 @@ def pruning_report(network: nn.Module, data: Any = None) -> PruningReport:
     )
     if data is not None:
         x, y = _split_data(data)
-        from .network import network_forward
+        from .extraction import network_forward
 
         out = network_forward(network, x.reshape(len(x), -1).astype(np.float64))
         if _is_classification(y):

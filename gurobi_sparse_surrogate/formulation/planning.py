@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from gurobipy import GRB
 
-from .network import Layer
+from ..network.extraction import Layer
 
 #: ReLU formulations for unstable neurons.
 RELU_FORMULATIONS = ("bigm", "max", "indicator")

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from .exceptions import ShapeMismatchError
-from .network import Layer
+from ..exceptions import ShapeMismatchError
+from ..network.extraction import Layer
 
 
 @dataclass

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .exceptions import NonFiniteWeightError, ShapeMismatchError, UnsupportedNetworkError
+from ..exceptions import NonFiniteWeightError, ShapeMismatchError, UnsupportedNetworkError
 
 #: Modules that are the identity on a batch of flat inputs in evaluation mode.
 NO_OP_MODULES: tuple[type[nn.Module], ...] = (nn.Identity, nn.Dropout, nn.Flatten)

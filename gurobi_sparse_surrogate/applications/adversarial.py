@@ -10,17 +10,17 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
-from .applications import (
+from ..domains import Domain
+from ..exceptions import ShapeMismatchError
+from ..network.extraction import Float64Network
+from .attacks import pgd_attack
+from .common import (
     build_input_model,
     check_time_limit,
     default_bound_options,
     record_outcome,
     solve,
 )
-from .attacks import pgd_attack
-from .domains import Domain
-from .exceptions import ShapeMismatchError
-from .network import Float64Network
 
 STATUSES = ("adversarial", "robust", "unknown")
 #: A dense margin (torch, float64) must be below ``-MARGIN_TOL`` to count as adversarial.

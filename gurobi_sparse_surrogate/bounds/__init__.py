@@ -1,0 +1,7 @@
+"""Pre-activation bounds as a pass of their own: the bounding problem, one module per method
+(interval, linear back-substitution, LP/MILP on cones of influence) and the recipes that chain them."""
+
+from . import linear, lp  # noqa: F401  (register the linear, lp, milp and auto methods)
+from .problem import METHODS, NetworkBounds, compute_bounds, register_method
+
+__all__ = ["METHODS", "NetworkBounds", "compute_bounds", "register_method"]
