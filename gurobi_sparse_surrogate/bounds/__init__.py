@@ -2,6 +2,6 @@
 (interval, linear back-substitution, LP/MILP on cones of influence) and the recipes that chain them."""
 
 from . import linear, lp  # noqa: F401  (register the linear, lp, milp and auto methods)
-from .problem import METHODS, NetworkBounds, compute_bounds, register_method
+from .problem import METHODS, BoundingProblem, NetworkBounds, compute_bounds, register_method
 
-__all__ = ["METHODS", "NetworkBounds", "compute_bounds", "register_method"]
+__all__ = ["METHODS", "BoundingProblem", "NetworkBounds", "compute_bounds", "register_method"]
