@@ -1,5 +1,10 @@
 """gurobi-sparse-surrogate: optimization over trained (and sparse) ReLU networks with Gurobi."""
 
+import logging as _logging
+
+# silent unless the application configures logging (see gurobi_sparse_surrogate.verbosity)
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
 from .applications import AdversarialResult, MaximizationResult, find_adversarial, maximize_output
 from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds

@@ -13,6 +13,7 @@ from torch import nn
 from ..domains import Domain
 from ..exceptions import ShapeMismatchError
 from ..network.extraction import Float64Network
+from ..verbosity import logs_when_verbose
 from .attacks import pgd_attack
 from .common import (
     build_input_model,
@@ -105,6 +106,7 @@ def _classes(logits: np.ndarray, target: Any, true_label: Any) -> tuple[int, int
     )
 
 
+@logs_when_verbose
 def find_adversarial(
     network: nn.Module,
     x0: Any,
@@ -175,7 +177,9 @@ def find_adversarial(
     seed : int
         Seed of the attack.
     verbose : bool
-        Show Gurobi's log.
+        Show Gurobi's log and the package's own lines (bounding stages with a progress bar
+        when they last, embedding sizes, swap phases; see
+        :mod:`gurobi_sparse_surrogate.verbosity`).
 
     Returns
     -------

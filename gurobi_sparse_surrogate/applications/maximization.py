@@ -13,6 +13,7 @@ from torch import nn
 from ..domains import Domain
 from ..exceptions import ShapeMismatchError
 from ..network.extraction import Float64Network
+from ..verbosity import logs_when_verbose
 from .attacks import pgd_maximize
 from .common import (
     build_input_model,
@@ -62,6 +63,7 @@ class MaximizationResult:
     history: list[dict] = field(default_factory=list)
 
 
+@logs_when_verbose
 def maximize_output(
     network: nn.Module,
     domain: Domain,
@@ -106,7 +108,9 @@ def maximize_output(
     seed : int
         Seed of the gradient ascent.
     verbose : bool
-        Show Gurobi's log.
+        Show Gurobi's log and the package's own lines (bounding stages with a progress bar
+        when they last, embedding sizes, swap phases; see
+        :mod:`gurobi_sparse_surrogate.verbosity`).
 
     Returns
     -------

@@ -13,6 +13,8 @@ All arrays have a leading sample axis: the bounds of layer ``i`` are ``(k, n_i)`
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,13 @@ import scipy.sparse as sp
 
 from ..exceptions import ShapeMismatchError
 from ..network.extraction import Layer
+from ..verbosity import progress_bar, verbose_logging
+
+logger = logging.getLogger(__name__)
+
+#: inside a bounding pass: ids of the notes logged so far (inner passes, such as the linear pass
+#: that ``"auto"`` runs first, share the notes list, get no progress bar and log each note once)
+_in_pass: contextvars.ContextVar[set | None] = contextvars.ContextVar("gss_pass", default=None)
 
 
 @dataclass
@@ -198,6 +207,7 @@ def compute_bounds(
     input_upper: np.ndarray,
     method: str = "interval",
     domain: Any = None,
+    verbose: bool = False,
     **options: Any,
 ) -> NetworkBounds:
     """Compute pre-activation bounds of every layer.
@@ -212,6 +222,10 @@ def compute_bounds(
         A key of :data:`METHODS` (``"interval"`` and any registered method).
     domain : Box, LinfBall or L1Ball, optional
         A domain that every input row lies in; gives tighter first-layer bounds.
+    verbose : bool
+        Print one line per layer and stage (the ``gurobi_sparse_surrogate`` logger's ``INFO``
+        lines, see :mod:`gurobi_sparse_surrogate.verbosity`) and a progress bar when the pass
+        lasts more than a couple of seconds.
     **options
         Passed to the stages through :attr:`BoundingProblem.options`.
 
@@ -242,26 +256,118 @@ def compute_bounds(
         raise ValueError(f"input lower bounds exceed upper bounds at inputs {bad}")
     options.setdefault("notes", [])
     problem = BoundingProblem(layers, lo, hi, domain=domain, options=options)
-    report: list[dict] = []
-    k = lo.shape[0]
-    for index, layer in enumerate(layers):
-        lower = np.full((k, layer.n_out), -np.inf)
-        upper = np.full((k, layer.n_out), np.inf)
-        for stage in METHODS[method]:
-            start = time.perf_counter()
-            new_lo, new_hi = stage.layer_bounds(problem, index, lower, upper)
-            lower = np.maximum(lower, new_lo)
-            upper = np.minimum(upper, new_hi)
-            # Intersecting two sound bounds can cross by rounding only; keep the pair ordered.
-            lower = np.minimum(lower, upper)
-            report.append(
-                {
-                    "layer": index,
-                    "stage": stage.name,
-                    "unstable": count_unstable(layer, lower, upper),
-                    "seconds": time.perf_counter() - start,
-                }
-            )
-        problem.lower.append(lower)
-        problem.upper.append(upper)
+    outer = _in_pass.get() is None
+    token = _in_pass.set(set()) if outer else None
+    try:
+        with verbose_logging(verbose):
+            report = _run_pass(problem, method, outer)
+    finally:
+        if token is not None:
+            _in_pass.reset(token)
     return NetworkBounds(problem.lower, problem.upper, method, report, options["notes"])
+
+
+def _run_pass(problem: BoundingProblem, method: str, show_progress: bool) -> list[dict]:
+    """Run every stage of ``method`` on every layer, logging each step; the report rows.
+
+    ``DEBUG`` lines: one per layer and stage. ``INFO`` lines: one per stage (neurons it made
+    stable and its time over all layers, or that it was skipped and why), one per note a
+    stage leaves (neurons left with earlier bounds and why), and a total.
+    """
+    layers, notes = problem.layers, problem.options["notes"]
+    stages = METHODS[method]
+    report: list[dict] = []
+    k = problem.n_samples
+    made_stable = dict.fromkeys(range(len(stages)), 0)
+    seconds_by_stage = dict.fromkeys(range(len(stages)), 0.0)
+    skipped: dict[str, str] = {}
+    bar = progress_bar(len(layers) * len(stages), f"bounds ({method})") if show_progress else None
+    try:
+        for index, layer in enumerate(layers):
+            lower = np.full((k, layer.n_out), -np.inf)
+            upper = np.full((k, layer.n_out), np.inf)
+            unstable = count_unstable(layer, lower, upper)
+            for position, stage in enumerate(stages):
+                if bar is not None:
+                    bar.set_postfix_str(f"layer {index} {stage.name}", refresh=False)
+                seen = len(notes)
+                start = time.perf_counter()
+                new_lo, new_hi = stage.layer_bounds(problem, index, lower, upper)
+                lower = np.maximum(lower, new_lo)
+                upper = np.minimum(upper, new_hi)
+                # Intersecting two sound bounds can cross by rounding only; keep them ordered.
+                lower = np.minimum(lower, upper)
+                seconds = time.perf_counter() - start
+                left = count_unstable(layer, lower, upper)
+                report.append(
+                    {"layer": index, "stage": stage.name, "unstable": left, "seconds": seconds}
+                )
+                made_stable[position] += max(unstable - left, 0) if position else 0
+                seconds_by_stage[position] += seconds
+                logger.debug(
+                    "bounds %s: layer %d, %s: %d unstable left in %.3f s",
+                    method,
+                    index,
+                    stage.name,
+                    left,
+                    seconds,
+                )
+                logged = _in_pass.get()
+                for note in notes[seen:]:
+                    if note.get("kind") == "skipped":
+                        skipped.setdefault(str(note.get("stage")), str(note.get("reason")))
+                    elif id(note) not in logged:
+                        _log_note(method, note)
+                    logged.add(id(note))
+                unstable = left
+                if bar is not None:
+                    bar.update()
+            problem.lower.append(lower)
+            problem.upper.append(upper)
+    finally:
+        if bar is not None:
+            bar.close()
+    # an inner pass (the linear pass that "auto" starts with) summarises at DEBUG level only
+    level = logging.INFO if show_progress else logging.DEBUG
+    for position, stage in enumerate(stages):
+        if stage.name in skipped:
+            logger.log(level, "bounds %s: %s skipped: %s", method, stage.name, skipped[stage.name])
+        elif position == 0:
+            logger.log(
+                level,
+                "bounds %s: %s: %d unstable neurons in %.3f s",
+                method,
+                stage.name,
+                sum(row["unstable"] for row in report if row["stage"] == stage.name),
+                seconds_by_stage[position],
+            )
+        else:
+            logger.log(
+                level,
+                "bounds %s: %s made %d neurons stable in %.3f s",
+                method,
+                stage.name,
+                made_stable[position],
+                seconds_by_stage[position],
+            )
+    relu = [i for i, layer in enumerate(layers) if layer.relu]
+    logger.log(
+        level,
+        "bounds %s: %d of %d ReLU neurons unstable, per layer %s, in %.3f s",
+        method,
+        sum(count_unstable(layers[i], problem.lower[i], problem.upper[i]) for i in relu),
+        k * sum(layers[i].n_out for i in relu),
+        [count_unstable(layers[i], problem.lower[i], problem.upper[i]) for i in relu],
+        sum(seconds_by_stage.values()),
+    )
+    return report
+
+
+def _log_note(method: str, note: dict) -> None:
+    """One line for what a stage chose to tell (a stage skipped, neurons left as they were)."""
+    where = f", layer {note['layer']}" if "layer" in note else ""
+    neurons = f" ({note['neurons']} neurons)" if "neurons" in note else ""
+    if "reason" in note:
+        logger.info(
+            "bounds %s%s, %s%s: %s", method, where, note.get("stage"), neurons, note["reason"]
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import time
 from typing import Any
 
 import gurobipy as gp
@@ -16,6 +18,7 @@ from ..bounds.problem import NetworkBounds, compute_bounds, post_activation
 from ..exceptions import ShapeMismatchError, UnboundedInputError
 from ..license import check_model_size
 from ..network.extraction import Float64Network, extract_layers
+from ..verbosity import verbose_logging
 from .planning import (
     CATEGORIES,
     RELU_FORMULATIONS,
@@ -26,6 +29,8 @@ from .planning import (
     layer_size,
     plan_network,
 )
+
+logger = logging.getLogger(__name__)
 
 _SHRINK_ADVICE = (
     "To shrink it: use relu_formulation='max' (no binary variables and one linear constraint "
@@ -91,7 +96,10 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         self.plans: list[list[LayerPlan]] = []
         self._added_nonzeros = 0
         self._default_name = "sparse_sequential"
-        super().__init__(gp_model, input_vars, output_vars, **kwargs)
+        started = time.perf_counter()
+        with verbose_logging(bool(kwargs.get("verbose", False))):
+            super().__init__(gp_model, input_vars, output_vars, **kwargs)
+            self._log_build(time.perf_counter() - started)
 
     # -- building -------------------------------------------------------------------------
 
@@ -151,6 +159,24 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         self._added_nonzeros = gp_model.NumNZs - nonzeros_before
         return self
 
+    def _log_build(self, seconds: float) -> None:
+        stats = self.stats
+        logger.info(
+            "embedded %s: %d variables (%d binary), %d linear and %d general constraints, "
+            "%d nonzeros, %d of %d neurons removed; bounds %s %.3f s, total %.3f s",
+            self._name,
+            stats["variables"],
+            stats["binaries"],
+            stats["constraints"],
+            stats["general_constraints"],
+            stats["nonzeros"],
+            sum(row["removed"] for row in stats["layers"]),
+            sum(row["neurons"] for row in stats["layers"]),
+            stats["bounds_method"],
+            stats["bounds_seconds"],
+            seconds,
+        )
+
     def _compute_bounds(self, gp_model: gp.Model) -> NetworkBounds:
         k = self._input.shape[0]
         method, domain = self._rebuild_options["bounds"], self._rebuild_options["domain"]
@@ -174,7 +200,8 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                 )
             lower = np.maximum(lower, domain.lower)
             upper = np.minimum(upper, domain.upper)
-        options = self._rebuild_options["bound_options"] or {}
+        options = dict(self._rebuild_options["bound_options"] or {})
+        options.setdefault("verbose", bool(getattr(self, "verbose", False)))
         return compute_bounds(self.layers, lower, upper, method, domain, **options)
 
     def _check_unbounded(self) -> None:
@@ -424,7 +451,11 @@ def add_sparse_predictor_constr(
         check_size : bool, default True
             Raise :class:`ModelTooLargeError` before building when the size-limited licence
             could not solve the resulting model.
-        name, verbose
+        verbose : bool, default False
+            Print what the embedding does (bounding stages with a progress bar when they last,
+            then sizes; see :mod:`gurobi_sparse_surrogate.verbosity`), as well as gurobi-ml's
+            own timing line.
+        name : str
             Passed to gurobi-ml's sub-model machinery.
 
     Returns

@@ -17,6 +17,7 @@ gurobi-ml's ``add_predictor_constr`` or by this package) and
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from torch import nn
 from ..exceptions import ModelTooLargeError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..network.extraction import Float64Network, extract_layers
+
+logger = logging.getLogger(__name__)
 
 Validity = Callable[[np.ndarray, np.ndarray], bool]
 
@@ -637,7 +640,14 @@ class SurrogateSwap:
                 except ModelTooLargeError as error:
                     # keep what the surrogates found; say why the dense model was not solved
                     state.phases.append({"name": "dense", "skipped": str(error), "seconds": 0.0})
+                    logger.info("swap: dense fallback skipped: %s", error)
                 else:
+                    logger.info(
+                        "swap: falling back to the dense model at %.2f s (best dense objective "
+                        "so far %s)",
+                        state.elapsed(),
+                        None if state.best is None else f"{state.best['objective']:.6g}",
+                    )
                     for name, value in (dense_params or {}).items():
                         self.model.setParam(name, value)
                     state.run_dense_phase()
@@ -761,6 +771,20 @@ class _SolveState:
                 "model_stats": getattr(embedding, "stats", None),
             }
         )
+        self._log_phase(self.phases[-1])
+
+    def _log_phase(self, phase: dict) -> None:
+        best = None if self.best is None else f"{self.best['objective']:.6g}"
+        logger.info(
+            "swap: %s phase: %d incumbents, %d valid on the dense network, best dense "
+            "objective %s, %.2f s%s",
+            phase["name"],
+            phase["incumbents"],
+            phase["valid"],
+            best,
+            phase["seconds"],
+            f", Gurobi status {phase['gurobi_status']}" if "gurobi_status" in phase else "",
+        )
 
     def repair(self, max_repairs: int) -> None:
         """Fix inputs and dense outputs of infeasible incumbents; re-solve the rest (no network)."""
@@ -806,6 +830,7 @@ class _SolveState:
                 "valid": sum(h.valid for h in repaired),
             }
         )
+        self._log_phase(self.phases[-1])
 
     def run_dense_phase(self) -> None:
         m = self.swap.model
