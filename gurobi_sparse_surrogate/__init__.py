@@ -2,9 +2,6 @@
 
 import logging as _logging
 
-# silent unless the application configures logging (see gurobi_sparse_surrogate.verbosity)
-_logging.getLogger(__name__).addHandler(_logging.NullHandler())
-
 from .applications import AdversarialResult, MaximizationResult, find_adversarial, maximize_output
 from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds
@@ -23,6 +20,8 @@ from .network import PruningReport, SparseSequential, prune_network, pruning_rep
 from .registration import register_with_gurobi_ml
 from .surrogate import SurrogateSwap, SwapResult
 
+# silent unless the application configures logging (see gurobi_sparse_surrogate.verbosity)
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 register_with_gurobi_ml()
 
 __all__ = [

@@ -7,7 +7,6 @@ import re
 
 import gurobipy as gp
 import numpy as np
-import pytest
 from conftest import random_network
 
 import gurobi_sparse_surrogate
