@@ -559,7 +559,7 @@ def test_unknown_method_structure_schedule():
     with pytest.raises(ValueError, match="unknown pruning method 'l2'.*magnitude, random"):
         prune_network(net, 0.5, method="l2")
     with pytest.raises(
-        ValueError, match="unknown pruning structure 'channel'.*global, layer, neuron"
+        ValueError, match="unknown pruning structure 'channel'.*global, layer, row, neuron"
     ):
         prune_network(net, 0.5, structure="channel")
     with pytest.raises(ValueError, match="unknown schedule 'cubic'.*geometric, linear"):

@@ -45,11 +45,12 @@ from torch.nn.utils import prune
 
 from ..exceptions import NonFiniteWeightError, ShapeMismatchError, UnsupportedNetworkError
 from .extraction import clone_network, effective_parameter
+from .importance import INSTANCE_AWARE, _check_domain, activation_scores, bound_scores
 
 #: Valid values of ``method``.
-METHODS: tuple[str, ...] = ("magnitude", "random")
+METHODS: tuple[str, ...] = ("magnitude", "random", *INSTANCE_AWARE)
 #: Valid values of ``structure``.
-STRUCTURES: tuple[str, ...] = ("global", "layer", "neuron")
+STRUCTURES: tuple[str, ...] = ("global", "layer", "row", "neuron")
 #: Valid values of ``schedule``.
 SCHEDULES: tuple[str, ...] = ("geometric", "linear")
 
@@ -497,38 +498,51 @@ def _prune_round(
     method: str,
     structure: str,
     prune_bias: bool,
+    scores: list[torch.Tensor] | None = None,
 ) -> None:
-    """Prune ``modules`` (in place) so that the exact counts of ``level`` are reached."""
+    """Prune ``modules`` (in place) so that the exact counts of ``level`` are reached.
+
+    ``scores`` are the importance scores of an instance-aware criterion (one tensor per module,
+    shaped like its weight); without them ``method`` decides (magnitude or random).
+    """
     current = [_fold_zeros(m) for m in modules]
+    if scores is None:
+        scores = [w.abs() for w in current] if method == "magnitude" else None
     if structure == "global":
         total = sum(w.numel() for w in current)
         k = round(level * total) - sum(int((w == 0).sum()) for w in current)
         if k > 0:
             prune.global_unstructured(
                 [(m, "weight") for m in modules],
-                pruning_method=prune.L1Unstructured
-                if method == "magnitude"
-                else prune.RandomUnstructured,
-                importance_scores={(m, "weight"): w for m, w in zip(modules, current, strict=True)},
+                pruning_method=prune.RandomUnstructured if scores is None else prune.L1Unstructured,
+                importance_scores=None
+                if scores is None
+                else {(m, "weight"): s for m, s in zip(modules, scores, strict=True)},
                 amount=k,
             )
     elif structure == "layer":
-        for m, w in zip(modules, current, strict=True):
+        for i, (m, w) in enumerate(zip(modules, current, strict=True)):
             k = round(level * w.numel()) - int((w == 0).sum())
             if k <= 0:
                 continue
-            if method == "magnitude":
-                prune.l1_unstructured(m, "weight", amount=k, importance_scores=w)
-            else:
+            if scores is None:
                 prune.random_unstructured(m, "weight", amount=k)
+            else:
+                prune.l1_unstructured(m, "weight", amount=k, importance_scores=scores[i])
+    elif structure == "row":
+        for i, (m, w) in enumerate(zip(modules, current, strict=True)):
+            score = torch.rand(w.shape, dtype=torch.float64) if scores is None else scores[i]
+            prune.custom_from_mask(m, "weight", mask=_row_mask(w, score, level))
     else:  # neuron
-        for m, w in zip(modules, current, strict=True):
+        for i, (m, w) in enumerate(zip(modules, current, strict=True)):
             k = round(level * w.shape[0]) - int((w == 0).all(dim=1).sum())
             if k > 0:
-                if method == "magnitude":
-                    prune.ln_structured(m, "weight", amount=k, n=2, dim=0, importance_scores=w)
-                else:
+                if scores is None:
                     prune.random_structured(m, "weight", amount=k, dim=0)
+                else:
+                    prune.ln_structured(
+                        m, "weight", amount=k, n=2, dim=0, importance_scores=scores[i]
+                    )
             if prune_bias and m.bias is not None:
                 alive = effective_parameter(m, "weight").ne(0).any(dim=1)
                 bias = effective_parameter(m, "bias")
@@ -536,6 +550,49 @@ def _prune_round(
                     prune.custom_from_mask(m, "bias", mask=alive.to(bias.dtype))
     for m in modules:
         _ensure_mask(m)
+
+
+def _row_mask(weight: torch.Tensor, score: torch.Tensor, level: float) -> torch.Tensor:
+    """A mask with ``round(level * n_in)`` zeros in every row: the lowest scores, existing zeros
+    first (never un-pruned, so a row that has more zeros already keeps them all)."""
+    zero = weight == 0
+    per_row = round(level * weight.shape[1])
+    ranked = torch.where(zero, -torch.inf, score.to(torch.float64).abs())
+    order = torch.argsort(ranked, dim=1, stable=True)[:, :per_row]
+    mask = torch.ones_like(weight)
+    mask.scatter_(1, order, 0.0)
+    return mask * (~zero).to(weight.dtype)
+
+
+def _remove_dead_neurons(modules: list[nn.Linear], dead: list[torch.Tensor]) -> None:
+    """Zero the incoming weights and the bias of neurons that output 0 over the whole domain."""
+    for m, rows in zip(modules, dead, strict=True):
+        if not bool(rows.any()):
+            continue
+        w = effective_parameter(m, "weight")
+        prune.custom_from_mask(m, "weight", mask=(~rows).reshape(-1, 1).expand_as(w).to(w.dtype))
+        if m.bias is not None:
+            b = effective_parameter(m, "bias")
+            prune.custom_from_mask(m, "bias", mask=(~rows).to(b.dtype))
+
+
+def _instance_scores(
+    network: nn.Module,
+    targets: list[tuple[str, nn.Linear]],
+    method: str,
+    domain: Any,
+    n_samples: int,
+    seed: int | None,
+    bound_method: str,
+) -> list[torch.Tensor]:
+    """Scores of an instance-aware criterion for the current (masked) network."""
+    names = [name for name, _ in targets]
+    modules = [m for _, m in targets]
+    if method == "activation":
+        return activation_scores(network, modules, domain, n_samples, seed)
+    scores, dead = bound_scores(network, names, modules, domain, bound_method)
+    _remove_dead_neurons(modules, dead)
+    return scores
 
 
 def _rewind(modules: list[nn.Linear], snapshot: list[dict[str, torch.Tensor]]) -> None:
@@ -571,6 +628,9 @@ def prune_network(
     seed: int | None = None,
     prune_bias: bool = True,
     permanent: bool = False,
+    domain: Any = None,
+    n_samples: int = 256,
+    bound_method: str = "linear",
 ) -> SparseSequential:
     """Prune a copy of ``network`` to an exact sparsity with :mod:`torch.nn.utils.prune`.
 
@@ -589,15 +649,25 @@ def prune_network(
     sparsity : float
         Target share of zero weights in ``[0, 1)`` (of neurons per hidden layer for
         ``structure="neuron"``).
-    method : {"magnitude", "random"}
+    method : {"magnitude", "random", "activation", "bound"}
         ``"magnitude"`` prunes the smallest weights in absolute value (the paper's MP; the
         smallest L2 row norms for neurons); ``"random"`` is a control, reproducible with
-        ``seed``.
-    structure : {"global", "layer", "neuron"}
+        ``seed``. The instance-aware criteria need ``domain`` (see
+        :mod:`~gurobi_sparse_surrogate.network.importance`): ``"activation"`` scores a weight by
+        ``|w| * ||a||_2``, the activation it multiplies sampled over the domain (Wanda);
+        ``"bound"`` by ``|w| * max(|l|, |u|)``, its largest contribution over the domain from
+        sound bounds, after removing the neurons that are inactive over the whole domain
+        (which changes no output there). Use ``"bound"`` when the surrogate is solved over one
+        small domain (an adversarial ball): it keeps what can matter there and prunes
+        losslessly first; ``"activation"`` when typical rather than worst-case inputs of the
+        domain matter; ``"magnitude"`` when there is no single domain.
+    structure : {"global", "layer", "row", "neuron"}
         ``"global"``: unstructured over all pruned layers together, ``sparsity`` is the share
         of zeros over all their weights. ``"layer"``: unstructured, the same sparsity in each
-        pruned layer. ``"neuron"``: whole neurons (rows of the weight) in each hidden layer;
-        the output layer is never neuron-pruned.
+        pruned layer. ``"row"``: unstructured, the same number of zeros in every row (output
+        neuron) of each pruned layer, the comparison group of Wanda. ``"neuron"``: whole
+        neurons (rows of the weight) in each hidden layer; the output layer is never
+        neuron-pruned.
     prune_output : bool
         Whether the unstructured modes also prune the output (last Linear) layer, as the
         paper does. Ignored for ``"neuron"``.
@@ -623,6 +693,13 @@ def prune_network(
         that they are dead.
     permanent : bool
         Remove the reparametrisation (``prune.remove``), leaving plain zero weights.
+    domain : Box, LinfBall or L1Ball, optional
+        The instance's input domain, required by ``method="activation"`` and ``"bound"``.
+    n_samples : int
+        Points sampled from ``domain`` by ``method="activation"`` (seeded with ``seed``).
+    bound_method : str
+        Bounding method (a key of :data:`~gurobi_sparse_surrogate.BOUND_METHODS`) of
+        ``method="bound"``.
 
     Returns
     -------
@@ -632,7 +709,10 @@ def prune_network(
     ------
     ValueError
         For a sparsity that is not a number in ``[0, 1)``, an unknown method, structure or
-        schedule, a bad ``rounds`` or ``finetune``, or built-in finetuning without ``data``.
+        schedule, a bad ``rounds`` or ``finetune``, built-in finetuning without ``data``, or
+        an instance-aware method without ``domain``.
+    ShapeMismatchError
+        If ``domain`` does not have the network's number of inputs.
     UnsupportedNetworkError
         If ``network`` is not an ``nn.Sequential``, has no Linear layer, or has no Linear
         layer the chosen structure may prune (only an output layer).
@@ -669,16 +749,34 @@ def prune_network(
             raise ValueError("built-in finetuning needs data=(X, y)")
         train_data = _split_data(data)
     _check_sequential(network)
-    if not any(True for _ in _linear_modules(network)):
+    first = next((m for _, m in _linear_modules(network)), None)
+    if first is None:
         raise UnsupportedNetworkError("the network has no nn.Linear layer to prune")
+    if method in INSTANCE_AWARE:
+        domain = _check_domain(domain, method, first.in_features)
+        if (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if method == "bound":
+            from ..bounds import METHODS as BOUND_METHODS
+
+            bound_method = _check_choice(bound_method, tuple(sorted(BOUND_METHODS)), "bound_method")
+    elif domain is not None:
+        raise ValueError(
+            f"domain is used by the instance-aware methods {INSTANCE_AWARE}, not by {method!r}"
+        )
 
     copied = clone_network(network)
     sparse = SparseSequential(OrderedDict(copied.named_children()))
     sparse.training = copied.training
-    linears = [m for _, m in _linear_modules(sparse)]
+    named_linears = list(_linear_modules(sparse))
+    linears = [m for _, m in named_linears]
     if structure == "neuron" or not prune_output:
-        targets = linears[:-1]
-        if not targets:
+        named_targets = named_linears[:-1]
+        if not named_targets:
             why = (
                 "the output layer is never neuron-pruned"
                 if structure == "neuron"
@@ -689,7 +787,7 @@ def prune_network(
                 "there is nothing to prune"
             )
     else:
-        targets = linears
+        named_targets = named_linears
     snapshot = (
         [
             {
@@ -703,14 +801,20 @@ def prune_network(
         else None
     )
 
+    targets = [m for _, m in named_targets]
     finetune_seconds = 0.0
     for r, level in enumerate(_round_targets(sparsity, int(rounds), schedule), start=1):
+        scores = None
+        if method in INSTANCE_AWARE:
+            scores = _instance_scores(
+                sparse, named_targets, method, domain, n_samples, seed, bound_method
+            )
         if method == "random" and seed is not None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed) + r - 1)
                 _prune_round(targets, level, method, structure, prune_bias)
         else:
-            _prune_round(targets, level, method, structure, prune_bias)
+            _prune_round(targets, level, method, structure, prune_bias, scores)
         if snapshot is not None:
             _rewind(linears, snapshot)
         if finetune is not None and not (rewind and r == rounds):

@@ -29,7 +29,8 @@ import scipy.sparse as sp
 from gurobipy import GRB
 from torch import nn
 
-from ..exceptions import ModelTooLargeError
+from ..domains import Box, Domain
+from ..exceptions import ModelTooLargeError, UnboundedInputError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..network.extraction import Float64Network, extract_layers
 
@@ -450,12 +451,37 @@ class SurrogateSwap:
         if isinstance(item, nn.Module):
             return item
         if isinstance(item, (int, float)) and not isinstance(item, bool):
+            from ..network.importance import INSTANCE_AWARE
             from ..network.pruning import prune_network
 
+            if (
+                prune_options.get("method") in INSTANCE_AWARE
+                and prune_options.get("domain") is None
+            ):
+                prune_options = {**prune_options, "domain": self._input_domain()}
             return prune_network(self.dense_network, float(item), **prune_options)
         raise TypeError(
             f"a surrogate must be a sparsity in [0, 1) or a torch network, got {item!r}"
         )
+
+    def _input_domain(self) -> Domain:
+        """The domain instance-aware pruning scores over: the embedding's own domain if it was
+        given one, else the box of the input variables' bounds (over every input row)."""
+        domain = self.embed_options.get("domain")
+        if domain is None:
+            domain = getattr(getattr(self.dense_constr, "options", None), "domain", None)
+        if domain is not None:
+            return domain
+        self.model.update()
+        lower = np.atleast_2d(self.inputs.LB).min(axis=0)
+        upper = np.atleast_2d(self.inputs.UB).max(axis=0)
+        if not (np.isfinite(lower).all() and np.isfinite(upper).all()):
+            raise UnboundedInputError(
+                "instance-aware pruning (method 'activation' or 'bound') scores weights over the "
+                "input domain, but the input variables have infinite bounds: give finite bounds "
+                "or prune_options={'domain': Box(...)}"
+            )
+        return Box(lower, upper)
 
     # -- context manager ---------------------------------------------------------------------
 
