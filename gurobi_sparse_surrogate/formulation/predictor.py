@@ -14,7 +14,8 @@ from gurobi_ml.modeling._var_utils import validate_input_vars, validate_output_v
 from gurobi_ml.modeling.base_predictor_constr import AbstractPredictorConstr
 from torch import nn
 
-from ..bounds.problem import NetworkBounds, compute_bounds, post_activation
+from ..bounds.cache import BoundsCache, cached_compute_bounds
+from ..bounds.problem import NetworkBounds, post_activation
 from ..exceptions import ShapeMismatchError, UnboundedInputError
 from ..license import check_model_size
 from ..network.extraction import Float64Network, extract_layers
@@ -72,6 +73,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         domain: Any = None,
         check_size: bool = True,
         bound_options: dict | None = None,
+        bound_cache: bool | BoundsCache = True,
         **kwargs: Any,
     ) -> None:
         if relu_formulation not in RELU_FORMULATIONS:
@@ -88,6 +90,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             "domain": domain,
             "check_size": check_size,
             "bound_options": bound_options,
+            "bound_cache": bound_cache,
         }
         self._input_shape = self.layers[0].n_in
         self._output_shape = self.layers[-1].n_out
@@ -202,7 +205,15 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             upper = np.minimum(upper, domain.upper)
         options = dict(self._rebuild_options["bound_options"] or {})
         options.setdefault("verbose", bool(getattr(self, "verbose", False)))
-        return compute_bounds(self.layers, lower, upper, method, domain, **options)
+        return cached_compute_bounds(
+            self.layers,
+            lower,
+            upper,
+            method,
+            domain,
+            cache=self._rebuild_options["bound_cache"],
+            **options,
+        )
 
     def _check_unbounded(self) -> None:
         if self.relu_formulation != "bigm":
@@ -448,6 +459,13 @@ def add_sparse_predictor_constr(
             gives tighter first-layer bounds.
         bound_options : dict, optional
             Options of the bounding method (such as a time budget).
+        bound_cache : bool or BoundsCache, default True
+            Reuse bounds computed earlier for the same weights, input bounds, domain, method
+            and options (the process-wide
+            :data:`~gurobi_sparse_surrogate.bounds.cache.BOUNDS_CACHE`, or a cache of your
+            own); False computes them afresh. Bounds can also be reused explicitly:
+            ``bounds=pc.bounds`` embeds the same network over the same inputs with the
+            bounds of an earlier embedding ``pc``.
         check_size : bool, default True
             Raise :class:`ModelTooLargeError` before building when the size-limited licence
             could not solve the resulting model.
