@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ import numpy as np
 
 from ..network.extraction import Layer
 from .problem import NetworkBounds, compute_bounds
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["BOUNDS_CACHE", "BoundsCache", "bounds_key", "cached_compute_bounds"]
 
@@ -240,6 +243,7 @@ class BoundsCache:
                     row["seconds"] = 0.0
                     row["cached"] = True
                 found.notes.append({"kind": "cache", "reason": "hit", "saved_seconds": saved})
+                logger.info("bounds %s: reused from the cache (%.3f s saved)", method, saved)
                 if isinstance(options.get("notes"), list):
                     options["notes"].extend(found.notes)
                 return found
