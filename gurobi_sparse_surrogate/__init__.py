@@ -7,6 +7,7 @@ from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds
 from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
+    BatchNormTrainingError,
     ModelTooLargeError,
     NonFiniteWeightError,
     ShapeMismatchError,
@@ -46,6 +47,7 @@ __all__ = [
     "compute_bounds",
     "license_is_size_limited",
     "register_with_gurobi_ml",
+    "BatchNormTrainingError",
     "ModelTooLargeError",
     "NonFiniteWeightError",
     "ShapeMismatchError",

@@ -34,3 +34,7 @@ class ModelTooLargeError(SparseSurrogateError, ValueError):
 
 class DatasetFormatError(SparseSurrogateError, ValueError):
     """A data or network file does not have the expected format."""
+
+
+class BatchNormTrainingError(UnsupportedNetworkError):
+    """A batch normalization layer is in training mode (it uses each batch's statistics)."""

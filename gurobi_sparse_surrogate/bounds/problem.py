@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
-from ..exceptions import ShapeMismatchError
+from ..exceptions import ShapeMismatchError, UnsupportedNetworkError
 from ..network.extraction import Layer
 from ..verbosity import progress_bar, verbose_logging
 
@@ -254,6 +254,11 @@ def compute_bounds(
     if np.any(lo > hi):
         bad = np.flatnonzero((lo > hi).any(axis=0))[:10].tolist()
         raise ValueError(f"input lower bounds exceed upper bounds at inputs {bad}")
+    pools = [layer.name for layer in layers if getattr(layer, "kind", "affine") != "affine"]
+    if pools:
+        raise UnsupportedNetworkError(
+            f"bounding method {method!r} does not support max pooling ({pools[0]})"
+        )
     options.setdefault("notes", [])
     problem = BoundingProblem(layers, lo, hi, domain=domain, options=options)
     outer = _in_pass.get() is None

@@ -107,14 +107,17 @@ class SparseSequentialConstr(AbstractPredictorConstr):
     # -- building -------------------------------------------------------------------------
 
     def _build_submodel(self, gp_model, *args, **kwargs):
+        self._input = self._flatten_image_input(self._input)
         self._input, self._input_columns, self._input_index = validate_input_vars(
             gp_model, self._input
         )
         n_in = self._input.shape[1]
         if n_in != self._input_shape:
+            image = self.layers[0].input_shape
+            shape = f" (an image of shape {image}, flattened)" if len(image) > 1 else ""
             raise ShapeMismatchError(
-                f"the network expects {self._input_shape} inputs per sample but the input "
-                f"variables have shape {tuple(self._input.shape)}"
+                f"the network expects {self._input_shape} inputs per sample{shape} but the "
+                f"input variables have shape {tuple(self._input.shape)}"
             )
         if self._output is not None:
             self._output = validate_output_vars(self._output)
@@ -179,6 +182,19 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             stats["bounds_seconds"],
             seconds,
         )
+
+    def _flatten_image_input(self, input_vars: Any) -> Any:
+        """``(C, H, W)`` or ``(k, C, H, W)`` input variables as ``(1 or k, C H W)`` rows."""
+        if not isinstance(input_vars, gp.MVar) or input_vars.ndim <= 2:
+            return input_vars
+        image = tuple(self.layers[0].input_shape)
+        shape = tuple(input_vars.shape)
+        if shape[-len(image) :] != image or input_vars.ndim not in (len(image), len(image) + 1):
+            raise ShapeMismatchError(
+                f"the network reads images of shape {image} but the input variables have shape "
+                f"{shape}; pass variables of shape {image}, (k, *{image}) or flat ones"
+            )
+        return input_vars.reshape(-1, int(np.prod(image)))
 
     def _compute_bounds(self, gp_model: gp.Model) -> NetworkBounds:
         k = self._input.shape[0]
