@@ -18,6 +18,7 @@ from .exceptions import (
 from .formulation import SparseSequentialConstr, add_sparse_predictor_constr
 from .license import check_model_size, license_is_size_limited
 from .network import PruningReport, SparseSequential, prune_network, pruning_report
+from .network.onnx import load_onnx
 from .registration import register_with_gurobi_ml
 from .surrogate import SurrogateSwap, SwapResult
 
@@ -34,6 +35,7 @@ __all__ = [
     "LinfBall",
     "MaximizationResult",
     "find_adversarial",
+    "load_onnx",
     "maximize_output",
     "PruningReport",
     "SurrogateSwap",
