@@ -14,9 +14,18 @@ Soundness:
   cannot make it cut a reachable value; it is padded by ``1e-9 (1 + |v|)`` against rounding.
   When a variable bound is infinite this bound can be infinite; the padded objective value is
   used then (``1e-6 (1 + |v|) + FeasibilityTol * ||w||_1``).
-* MILP bounds are the solver's proven bound (``ObjBound``), padded the same way, never the
-  incumbent. A solve that does not end OPTIMAL (or, for the MILP, with a bound) changes
-  nothing.
+  The safe bound is also padded by ``1e-12`` of the sum of its terms' absolute values (the
+  float64 rounding of a sum of large terms that cancel).
+* MILP bounds are the solver's proven bound (``ObjBound``), never the incumbent, padded
+  relative to the magnitudes involved: ``1e-6 (1 + |v|) + 1e-6 sum |w| max(|l|, |u|)`` over
+  the values the objective reads. The solver cannot be trusted where its tolerances are small
+  against the numbers: a cone model whose coefficient range exceeds
+  ``milp_max_coefficient_range`` (1e9) or whose bounds exceed ``milp_max_magnitude`` (1e7)
+  is not solved, and the stage stops for that layer with a ``"refused"`` note. Every LP and
+  MILP bound must also keep the values the neuron takes at known feasible inputs (the known
+  points and the solves' own points) and must not cross the neuron's other proven bound;
+  a bound that fails this check is discarded and the stage stops for the layer, with a note.
+  A solve that does not end OPTIMAL (or, for the MILP, with a bound) changes nothing.
 
 Cost control: neurons already stable are skipped, and so is every solve whose result cannot
 change stability because a known feasible input already puts the neuron on both sides of
@@ -38,6 +47,8 @@ Options read from :attr:`BoundingProblem.options` (``compute_bounds(..., **optio
 ``milp_max_binaries`` : int
     Largest number of unstable ReLUs in a cone for which a MILP is built (``"milp"``: 60,
     ``"auto"``: 20).
+``milp_max_coefficient_range``, ``milp_max_magnitude`` : float
+    Where the MILP stage refuses to solve (see Soundness; defaults 1e9 and 1e7).
 ``max_variables``, ``max_constraints`` : int
     Size limit of each model (default 2000, the size-limited licence). Neurons whose cone
     exceeds it keep their earlier bounds.
@@ -81,6 +92,13 @@ __all__ = ["LPStage", "MILPStage", "MethodPassStage", "cones_of_influence", "saf
 
 _FEAS_TOL = 1e-9
 _OBJ_PAD = 1e-6
+#: Relative accuracy assumed of a MILP's ``ObjBound`` against the magnitudes in its objective
+#: (``sum |w| max(|l|, |u|)``): a thousand times the tolerances the cone models are solved with.
+_MILP_REL_PAD = 1e-6
+#: Defaults of the options ``milp_max_coefficient_range`` and ``milp_max_magnitude``: beyond
+#: them the MILP's proven bound cannot be trusted to the tolerances, and the stage is refused.
+MILP_MAX_COEFFICIENT_RANGE = 1e9
+MILP_MAX_MAGNITUDE = 1e7
 
 
 def cones_of_influence(problem: BoundingProblem, index: int, sample: int) -> sp.csr_array:
@@ -143,11 +161,14 @@ def safe_lagrangian_bound(
     lb: np.ndarray,
     ub: np.ndarray,
     duals: np.ndarray,
-) -> float:
+    return_scale: bool = False,
+) -> float | tuple[float, float]:
     """A lower bound on ``min obj'x s.t. A x (sense) rhs, lb <= x <= ub`` from any multipliers.
 
     Multipliers of the wrong sign are clipped (``>=`` rows: ``y >= 0``; ``<=`` rows:
-    ``y <= 0``), which keeps the bound valid whatever their accuracy.
+    ``y <= 0``), which keeps the bound valid whatever their accuracy. With ``return_scale``
+    the sum of the absolute values of the bound's terms is returned too (the float64 rounding
+    of the bound is relative to it).
 
     Examples
     --------
@@ -163,7 +184,12 @@ def safe_lagrangian_bound(
     with np.errstate(invalid="ignore"):
         terms = np.where(reduced > 0, reduced * lb, np.where(reduced < 0, reduced * ub, 0.0))
     value = float(y @ rhs + terms.sum())
-    return -np.inf if np.isnan(value) else value
+    value = -np.inf if np.isnan(value) else value
+    if return_scale:
+        with np.errstate(invalid="ignore"):
+            scale = float(np.abs(y * rhs).sum() + np.abs(terms).sum())
+        return value, scale
+    return value
 
 
 @dataclass
@@ -346,6 +372,37 @@ class _ConeModel:
             self.constrs = self.model.addMConstr(self.A, self.x, self.sense, self.rhs)
         self.integral = integral
 
+    def scale_issue(self, max_range: float, max_magnitude: float) -> str | None:
+        """Why the solver cannot certify a bound of this model at its scale (None if it can).
+
+        The coefficient range is that of the constraint matrix (nonzeros); the magnitude is
+        the largest finite variable bound or right-hand side.
+        """
+        coefficients = np.abs(self.A.data[self.A.data != 0])
+        if coefficients.size:
+            spread = float(coefficients.max() / coefficients.min())
+            if spread > max_range:
+                return (
+                    f"coefficient range {spread:.3g} exceeds {max_range:.3g} "
+                    "(milp_max_coefficient_range)"
+                )
+        values = np.concatenate([self.lb, self.ub, self.rhs])
+        values = np.abs(values[np.isfinite(values)])
+        largest = float(values.max()) if values.size else 0.0
+        if largest > max_magnitude:
+            return (
+                f"bounds of magnitude {largest:.3g} exceed {max_magnitude:.3g} "
+                "(milp_max_magnitude): the solver's tolerances are too small at that scale"
+            )
+        return None
+
+    def objective_magnitude(self, weights: np.ndarray) -> float:
+        """``sum |w| max(|l|, |u|)`` over the finite bounds of the previous layer's values."""
+        cols = self.prev_cols
+        reach = np.maximum(np.abs(self.lb[cols]), np.abs(self.ub[cols]))
+        terms = np.abs(weights) * np.where(np.isfinite(reach), reach, 0.0)
+        return float(terms.sum())
+
     def _add_domain_rows(self, problem, add_cols, add_rows):
         domain = problem.domain
         if not isinstance(domain, L1Ball) or self.input_idx.size == 0:
@@ -382,6 +439,7 @@ class _ConeModel:
         self.model.Params.TimeLimit = max(time_limit, 1e-3)
         self.model.optimize()
         status = self.model.Status
+        magnitude = self.objective_magnitude(weights)
         pad_feas = _FEAS_TOL * (np.abs(weights).sum() + 1.0)
         if self.integral:
             if self.model.SolCount == 0 and status != GRB.OPTIMAL:
@@ -392,11 +450,13 @@ class _ConeModel:
                 return None, None
             if not np.isfinite(value):
                 return None, None
-            value -= _OBJ_PAD * (1 + abs(value)) + pad_feas
+            # ObjBound comes from LP relaxations solved to tolerances: pad it relative to the
+            # magnitudes involved (the stage is refused where they are too large to certify).
+            value -= _OBJ_PAD * (1 + abs(value)) + _MILP_REL_PAD * magnitude + pad_feas
         else:
             if status != GRB.OPTIMAL:
                 return None, None
-            value = safe_lagrangian_bound(
+            value, scale = safe_lagrangian_bound(
                 self.A,
                 self.sense,
                 self.rhs,
@@ -404,12 +464,14 @@ class _ConeModel:
                 self.lb,
                 self.ub,
                 np.zeros(0) if self.constrs is None else self.constrs.Pi,
+                return_scale=True,
             )
             if np.isfinite(value):
-                value -= 1e-9 * (1 + abs(value))
+                # rounding of the float64 sum: relative to its terms, not only its value
+                value -= 1e-9 * (1 + abs(value)) + 1e-12 * scale
             else:
                 value = float(self.model.ObjVal)
-                value -= _OBJ_PAD * (1 + abs(value)) + pad_feas
+                value -= _OBJ_PAD * (1 + abs(value)) + _MILP_REL_PAD * magnitude + pad_feas
         point = None
         if self.model.SolCount > 0:
             point = self.x.X[: self.input_idx.size]
@@ -418,6 +480,13 @@ class _ConeModel:
 
     def dispose(self):
         self.model.dispose()
+
+
+def _inside(domain, point: np.ndarray) -> bool:
+    """Whether ``point`` lies in ``domain`` (True without a domain or a membership test)."""
+    if domain is None or not hasattr(domain, "contains"):
+        return True
+    return bool(np.all(domain.contains(point)))
 
 
 def _domain_box(problem: BoundingProblem, sample: int) -> tuple[np.ndarray, np.ndarray]:
@@ -514,6 +583,11 @@ class LPStage:
         values = layers_forward(list(layers[: index + 1]), points)[index] if len(points) else None
         neg_seen = np.zeros(layer.n_out, bool) if values is None else (values < 0).any(axis=0)
         pos_seen = np.zeros(layer.n_out, bool) if values is None else (values > 0).any(axis=0)
+        # values the neuron takes at feasible inputs: a proven bound may not cut them off
+        witnessed = (
+            np.full(layer.n_out, np.inf) if values is None else values.min(axis=0),
+            np.full(layer.n_out, -np.inf) if values is None else values.max(axis=0),
+        )
         need_min = unstable & ~(skip & neg_seen)
         need_max = unstable & ~(skip & pos_seen)
         targets = np.flatnonzero(need_min | need_max)
@@ -587,6 +661,7 @@ class LPStage:
                 pos_seen,
                 reference,
                 time_limit,
+                witnessed,
             )
         finally:
             _note(
@@ -619,11 +694,23 @@ class LPStage:
         pos_seen,
         reference,
         time_limit,
+        witnessed,
     ):
-        """Solve the groups' models in turn, tightening ``lo`` and ``hi`` in place."""
+        """Solve the groups' models in turn, tightening ``lo`` and ``hi`` in place.
+
+        A bound is accepted only when it is consistent: it keeps every value ``witnessed`` at
+        a feasible input (the known points and the solves' own points) and does not cross the
+        neuron's other proven bound. An inconsistent bound means the solver's tolerances do
+        not hold at this scale: the stage stops for this layer and sample, with a note.
+        """
         layers = problem.layers
         layer = layers[index]
         skip = problem.options.get("skip_decided", True)
+        seen_lo, seen_hi = witnessed
+        max_range = float(
+            problem.options.get("milp_max_coefficient_range", MILP_MAX_COEFFICIENT_RANGE)
+        )
+        max_magnitude = float(problem.options.get("milp_max_magnitude", MILP_MAX_MAGNITUDE))
         for g, (group, nodes) in enumerate(groups):
             model = None
             try:
@@ -652,6 +739,22 @@ class LPStage:
                             model = _ConeModel(
                                 problem, index, s, nodes, offsets, self.integral, env
                             )
+                            issue = (
+                                model.scale_issue(max_range, max_magnitude)
+                                if self.integral
+                                else None
+                            )
+                            if issue is not None:
+                                _note(
+                                    problem,
+                                    kind="refused",
+                                    stage=self.name,
+                                    layer=index,
+                                    sample=s,
+                                    neurons=sum(len(gr) for gr, _ in groups[g:]),
+                                    reason=f"{issue}; earlier bounds kept",
+                                )
+                                return
                         limit = deadline - now
                         if self.integral:
                             limit = min(limit, time_limit)
@@ -660,7 +763,39 @@ class LPStage:
                         bound, point = model.bound(
                             weights, float(layer.bias[t]), maximise, min(limit, 1e30)
                         )
+                        if point is not None and reference is not None:
+                            full = reference.copy()
+                            full[model.input_idx] = point
+                            in_lo, in_hi = _domain_box(problem, s)
+                            full = np.clip(full, in_lo, in_hi)
+                            z = layers_forward(list(layers[: index + 1]), full[None, :])[index][0]
+                            neg_seen |= z < 0
+                            pos_seen |= z > 0
+                            if _inside(problem.domain, full):
+                                seen_lo[:] = np.minimum(seen_lo, z)
+                                seen_hi[:] = np.maximum(seen_hi, z)
                         if bound is not None:
+                            tol = _OBJ_PAD * (1 + abs(bound)) + _MILP_REL_PAD * (
+                                model.objective_magnitude(weights)
+                            )
+                            witness, other = (
+                                (seen_hi[t], lo[t]) if maximise else (seen_lo[t], hi[t])
+                            )
+                            sign = 1.0 if maximise else -1.0
+                            if sign * (witness - bound) > tol or sign * (other - bound) > tol:
+                                _note(
+                                    problem,
+                                    kind="refused",
+                                    stage=self.name,
+                                    layer=index,
+                                    sample=s,
+                                    neurons=sum(len(gr) for gr, _ in groups[g:]),
+                                    reason=f"the solver's bound {bound:.6g} on neuron {int(t)} "
+                                    f"cuts off a value it takes ({witness:.6g}) or crosses its "
+                                    f"other bound ({other:.6g}): its tolerances do not hold at "
+                                    "this scale; earlier bounds kept",
+                                )
+                                return
                             if maximise:
                                 hi[t] = min(hi[t], bound)
                             else:
@@ -678,14 +813,6 @@ class LPStage:
                                 "solves of this layer; earlier bounds kept",
                             )
                             return
-                        if point is not None and reference is not None:
-                            full = reference.copy()
-                            full[model.input_idx] = point
-                            in_lo, in_hi = _domain_box(problem, s)
-                            full = np.clip(full, in_lo, in_hi)
-                            z = layers_forward(list(layers[: index + 1]), full[None, :])[index][0]
-                            neg_seen |= z < 0
-                            pos_seen |= z > 0
             finally:
                 if model is not None:
                     model.dispose()
