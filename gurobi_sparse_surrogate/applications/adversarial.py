@@ -13,6 +13,7 @@ from torch import nn
 from ..domains import Domain
 from ..exceptions import ShapeMismatchError
 from ..network.extraction import Float64Network
+from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import pgd_attack
 from .common import (
@@ -82,6 +83,50 @@ class AdversarialResult:
     found_by: str | None = None
     model_stats: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return compact_repr(
+            "AdversarialResult",
+            {
+                "status": self.status,
+                "label": self.label,
+                "target": self.target,
+                "dense_margin": self.dense_margin,
+                "time_to_first": self.time_to_first,
+                "runtime": self.runtime,
+                "found_by": self.found_by,
+            },
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """A few lines: status, margin and bound, times, and one row per phase.
+
+        Examples
+        --------
+        >>> r = AdversarialResult("adversarial", None, 3, 5, -0.25, None, 0.5, 1.25,
+        ...                       found_by="surrogate 0",
+        ...                       history=[{"phase": "surrogate 0", "valid": True}])
+        >>> print(r.summary())
+        find_adversarial: adversarial (found by surrogate 0)
+          label 3, target 5, dense margin -0.25, proven margin bound -
+          first adversarial after 0.50 s   total 1.25 s (attack 0.00 s, pruning 0.00 s, bounding 0.00 s)
+          phase         seconds incumbents  valid  status
+          surrogate 0         -          1      1
+        """
+        found = f" (found by {self.found_by})" if self.found_by else ""
+        lines = [
+            f"find_adversarial: {self.status}{found}",
+            f"  label {self.label}, target {self.target}, dense margin "
+            f"{number(self.dense_margin)}, proven margin bound {number(self.bound)}",
+            f"  first adversarial after {seconds(self.time_to_first):<8} total "
+            f"{seconds(self.runtime)} (attack {seconds(self.attack_seconds)}, pruning "
+            f"{seconds(self.pruning_seconds)}, bounding {seconds(self.bounding_seconds)})",
+            *phase_table(phases_from_history(self.history)),
+        ]
+        return "\n".join(lines)
 
 
 def _classes(logits: np.ndarray, target: Any, true_label: Any) -> tuple[int, int | None]:

@@ -13,6 +13,7 @@ from torch import nn
 from ..domains import Domain
 from ..exceptions import ShapeMismatchError
 from ..network.extraction import Float64Network
+from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import pgd_maximize
 from .common import (
@@ -61,6 +62,48 @@ class MaximizationResult:
     bounding_seconds: float = 0.0
     model_stats: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return compact_repr(
+            "MaximizationResult",
+            {
+                "value": self.value,
+                "optimal": self.optimal,
+                "bound": self.bound,
+                "time_to_best": self.time_to_best,
+                "runtime": self.runtime,
+            },
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """A few lines: value and bound, times, and one row per phase.
+
+        Examples
+        --------
+        >>> r = MaximizationResult(2.5, None, True, 2.5, 0.75, 1.5,
+        ...                        history=[{"phase": "dense", "valid": True}])
+        >>> print(r.summary())
+        maximize_output: optimal
+          dense value 2.5, proven bound 2.5
+          best found after 0.75 s   total 1.50 s (attack 0.00 s, pruning 0.00 s, bounding 0.00 s)
+          phase         seconds incumbents  valid  status
+          dense               -          1      1
+        """
+        status = (
+            "optimal" if self.optimal else ("feasible" if self.value is not None else "no solution")
+        )
+        lines = [
+            f"maximize_output: {status}",
+            f"  dense value {number(self.value)}, proven bound {number(self.bound)}",
+            f"  best found after {seconds(self.time_to_best):<8} total {seconds(self.runtime)} "
+            f"(attack {seconds(self.attack_seconds)}, pruning {seconds(self.pruning_seconds)}, "
+            f"bounding {seconds(self.bounding_seconds)})",
+            *phase_table(phases_from_history(self.history)),
+        ]
+        return "\n".join(lines)
 
 
 @logs_when_verbose

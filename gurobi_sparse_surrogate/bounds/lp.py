@@ -901,6 +901,13 @@ class MethodPassStage:
             problem.options[key] = result
         return result.lower[index], result.upper[index]
 
+    def layer_seconds(self, problem, index) -> float:
+        """Seconds the pass spent on layer ``index`` (the pass runs when layer 0 asks)."""
+        result = problem.options.get(f"_pass_{self.method}")
+        if result is None:
+            return 0.0
+        return float(sum(row["seconds"] for row in result.report if row["layer"] == index))
+
 
 class WhenWorthIt:
     """Run ``stage`` only when the linear bounds leave enough unstable neurons to matter.

@@ -150,7 +150,9 @@ class NetworkBounds:
         The method that computed them (``"user"`` for bounds given by the caller).
     report : list of dict
         Per layer and stage: ``layer``, ``stage``, ``unstable`` (ReLU neurons whose bounds
-        straddle 0, summed over samples) and ``seconds``.
+        straddle 0, summed over samples) and ``seconds`` (for a stage that runs a whole pass
+        of another method, that pass's time on this layer), plus ``skipped`` (the reason)
+        when the stage decided not to run.
     notes : list of dict
         What the stages chose to tell: fallbacks (a cone too large for the licence, a time
         budget spent) with their reasons, and per-stage summaries.
@@ -303,10 +305,11 @@ def _run_pass(problem: BoundingProblem, method: str, show_progress: bool) -> lis
                 # Intersecting two sound bounds can cross by rounding only; keep them ordered.
                 lower = np.minimum(lower, upper)
                 seconds = time.perf_counter() - start
+                if hasattr(stage, "layer_seconds"):
+                    # a stage that works for all layers at once says what each layer cost
+                    seconds = stage.layer_seconds(problem, index)
                 left = count_unstable(layer, lower, upper)
-                report.append(
-                    {"layer": index, "stage": stage.name, "unstable": left, "seconds": seconds}
-                )
+                row = {"layer": index, "stage": stage.name, "unstable": left, "seconds": seconds}
                 made_stable[position] += max(unstable - left, 0) if position else 0
                 seconds_by_stage[position] += seconds
                 logger.debug(
@@ -324,6 +327,9 @@ def _run_pass(problem: BoundingProblem, method: str, show_progress: bool) -> lis
                     elif id(note) not in logged:
                         _log_note(method, note)
                     logged.add(id(note))
+                if stage.name in skipped:
+                    row["skipped"] = skipped[stage.name]
+                report.append(row)
                 unstable = left
                 if bar is not None:
                     bar.update()

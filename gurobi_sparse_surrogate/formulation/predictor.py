@@ -424,11 +424,16 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                 if not layer.relu:
                     continue
                 steps = " -> ".join(
-                    f"{row['stage']} {row['unstable']} ({row['seconds']:.3f})"
+                    f"{row['stage']} skipped"
+                    if "skipped" in row
+                    else f"{row['stage']} {row['unstable']} ({row['seconds']:.3f})"
                     for row in stages
                     if row["layer"] == i
                 )
                 print(f"  layer {i}: {steps}", file=out)
+            reasons = {row["stage"]: row["skipped"] for row in stages if "skipped" in row}
+            for stage, reason in reasons.items():
+                print(f"  {stage} skipped: {reason}", file=out)
         print(f"Input has shape {tuple(self.input.shape)}", file=out)
         print(f"Output has shape {tuple(self.output.shape)}", file=out)
         print(out.getvalue(), end="", file=file)

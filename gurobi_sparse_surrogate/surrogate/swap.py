@@ -33,6 +33,7 @@ from ..domains import Box, Domain
 from ..exceptions import ModelTooLargeError, UnboundedInputError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..network.extraction import Float64Network, extract_layers
+from ..summaries import compact_repr, number, phase_table, seconds
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,13 @@ class SwapResult:
         Every incumbent in the order found.
     inputs, dense_outputs : numpy.ndarray or None
         The network's inputs at the best solution and the dense network's outputs there.
+
+    Notes
+    -----
+    ``print(result)`` shows :meth:`summary`. To read the answer from your own variables as
+    after a gurobipy solve (``x.X``, ``pc.get_error()``), call :meth:`load` once the dense
+    embedding is back in the model (after the ``with`` block); :meth:`value` reads it without
+    touching the model.
     """
 
     status: str
@@ -109,6 +117,83 @@ class SwapResult:
     inputs: np.ndarray | None = None
     dense_outputs: np.ndarray | None = None
     _solution: dict[gp.Var, float] = field(default_factory=dict, repr=False)
+    _swap: Any = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return compact_repr(
+            "SwapResult",
+            {
+                "status": self.status,
+                "objective": self.objective,
+                "time_to_first_valid": self.time_to_first_valid,
+                "runtime": self.runtime,
+                "phases": [p["name"] for p in self.phases],
+                "incumbents": len(self.history),
+            },
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """A few lines: status, objective and bound, times, and one row per phase.
+
+        Examples
+        --------
+        >>> r = SwapResult("feasible", 1.5, None, 0.25, 2.0, 0.1,
+        ...                phases=[{"name": "surrogate 0", "seconds": 1.9,
+        ...                         "gurobi_status": 9, "incumbents": 3, "valid": 2}])
+        >>> print(r.summary())
+        SurrogateSwap result: feasible
+          objective (dense)  1.5
+          bound              -
+          first valid after  0.25 s   total 2.00 s (pruning 0.10 s)
+          phase         seconds incumbents  valid  status
+          surrogate 0      1.90          3      2  TIME_LIMIT
+        """
+        lines = [
+            f"SurrogateSwap result: {self.status}",
+            f"  objective (dense)  {number(self.objective)}",
+            f"  bound              {number(self.bound)}",
+            f"  first valid after  {seconds(self.time_to_first_valid):<8} total "
+            f"{seconds(self.runtime)} (pruning {seconds(self.pruning_seconds)})",
+            *phase_table(self.phases),
+        ]
+        return "\n".join(lines)
+
+    def load(self) -> SwapResult:
+        """Load the best dense-valid solution into the model, so that ``x.X`` reads it.
+
+        After the ``with`` block (or :meth:`SurrogateSwap.restore`) the dense embedding is
+        back in the model, but the model holds no solution: the surrogate's solves were of
+        another model. This re-solves the dense model with the network's inputs fixed at the
+        best solution (the network is then determined), then solves it once more from that
+        complete solution as a MIP start with ``SolutionLimit=1``, inputs free again and the
+        model unchanged, so that every variable (``X``, ``ObjVal``) and the dense embedding's
+        ``get_error()`` describe the judged answer. Parameters and MIP start values are
+        restored afterwards. Like any gurobipy solution, it is discarded by the next change
+        to the model.
+
+        Returns
+        -------
+        SwapResult
+            ``self``, so that ``result = swap.optimize(...)`` can be followed by
+            ``result.load()`` or chained.
+
+        Raises
+        ------
+        LookupError
+            When no dense-valid solution was found.
+        RuntimeError
+            When the surrogate is in the model (inside the ``with`` block): leave the block or
+            call :meth:`SurrogateSwap.restore` first.
+        """
+        if self.inputs is None or not self._solution:
+            raise LookupError(f"no dense-valid solution to load (status {self.status!r})")
+        if self._swap is None:
+            raise RuntimeError("this result is not attached to a SurrogateSwap")
+        self._swap.load_solution(self)
+        return self
 
     def value(self, variables: gp.Var | gp.MVar | Sequence[gp.Var]) -> float | np.ndarray:
         """Values of the user's variables at the best dense-valid solution.
@@ -157,6 +242,20 @@ def final_solutions(model: gp.Model, variables: list[gp.Var]) -> list[tuple[np.n
     return found
 
 
+#: Two solutions are the same when no value differs by more than this, relative to its size
+#: (solution pool copies of one incumbent differ by rounding, ~1e-16).
+DUPLICATE_TOLERANCE = 1e-9
+
+
+def is_duplicate(values: np.ndarray, seen: Sequence[np.ndarray]) -> bool:
+    """Whether ``values`` equals one of ``seen`` within :data:`DUPLICATE_TOLERANCE`."""
+    if not len(seen):
+        return False
+    stacked = np.asarray(seen)
+    scale = 1.0 + np.abs(values)
+    return bool((np.abs(stacked - values) <= DUPLICATE_TOLERANCE * scale).all(axis=1).any())
+
+
 def optimize_judging(
     model: gp.Model,
     variables: list[gp.Var],
@@ -167,16 +266,16 @@ def optimize_judging(
 
     ``offer(values of variables, solver objective) -> bool`` is called from a MIPSOL callback
     for each incumbent, then for the solutions the model holds at the end (those found in
-    presolve, or an LP's, never reach the callback); a solution already offered is skipped.
+    presolve, or an LP's, never reach the callback); a solution already offered (within
+    :data:`DUPLICATE_TOLERANCE`) is skipped.
     With ``stop_when_offered``, the solve stops at the first offer that returns True.
     """
-    seen: set[bytes] = set()
+    seen: list[np.ndarray] = []
 
     def once(values: np.ndarray, objective: float) -> bool:
-        key = values.tobytes()
-        if key in seen:
+        if is_duplicate(values, seen):
             return False
-        seen.add(key)
+        seen.append(values)
         return offer(values, objective)
 
     def callback(m, where):
@@ -571,6 +670,56 @@ class SurrogateSwap:
         """The surrogate's embedding while it is in the model."""
         return self._surrogate_constr
 
+    def load_solution(self, result: SwapResult) -> None:
+        """Put ``result``'s best solution in the model (see :meth:`SwapResult.load`)."""
+        if self._surrogate_constr is not None or not self._dense_installed:
+            raise RuntimeError(
+                "the surrogate is in the model: leave the with block (or call swap.restore()) "
+                "before loading the solution into the dense model"
+            )
+        if result.inputs is None:
+            raise LookupError(f"no dense-valid solution to load (status {result.status!r})")
+        m = self.model
+        m.update()
+        variables = m.getVars()
+        x_vars = self.inputs.reshape(-1)
+        inputs = np.asarray(result.inputs, dtype=np.float64).reshape(-1)
+        saved_bounds = (np.asarray(x_vars.LB).copy(), np.asarray(x_vars.UB).copy())
+        saved_start = m.getAttr("Start", variables)
+        names = ("TimeLimit", "SolutionLimit")
+        saved_params = {name: m.getParamInfo(name)[2] for name in names}
+        try:
+            m.setParam("TimeLimit", GRB.INFINITY)
+            x_vars.LB = x_vars.UB = inputs
+            m.optimize()
+            if m.SolCount == 0:
+                raise RuntimeError(
+                    "the dense model has no solution with the inputs fixed at the judged "
+                    f"answer (Gurobi status {m.Status})"
+                )
+            values = m.getAttr("X", variables)
+            x_vars.LB, x_vars.UB = saved_bounds
+            m.setAttr("Start", variables, values)
+            if m.IsMIP:
+                m.setParam("SolutionLimit", 1)
+            m.reset(0)  # no start from the previous solve: the start above is the solution
+            m.optimize()
+        finally:
+            x_vars.LB, x_vars.UB = saved_bounds
+            for name, value in saved_params.items():
+                m.setParam(name, value)
+        # The start values go back without an update(), which would discard the solution.
+        m.setAttr("Start", variables, saved_start)
+        if m.SolCount == 0 or not np.allclose(
+            np.asarray(x_vars.X), inputs, rtol=1e-6, atol=self.tolerance
+        ):
+            logger.warning("swap: the solution Gurobi kept is not the judged answer")
+        logger.info(
+            "swap: solution loaded into the dense model (objective %s, judged %s)",
+            number(m.ObjVal if m.SolCount else None),
+            number(result.objective),
+        )
+
     # -- solving -------------------------------------------------------------------------------
 
     def optimize(
@@ -925,6 +1074,7 @@ class _SolveState:
             inputs=None if best is None else best["inputs"],
             dense_outputs=None if best is None else best["dense"],
             _solution={} if best is None else best["solution"],
+            _swap=self.swap,
         )
 
 
