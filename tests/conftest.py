@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import os
+
 import gurobipy as gp
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 from torch import nn
 from torch.nn.utils import prune
 
 # Small networks train and run faster on one thread, and CI has two cores for everything.
 torch.set_num_threads(1)
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (``.ci/run`` sets ``ci``). "dev" (the
+# default) draws new examples on every run, so property tests keep exploring; run new property
+# tests under several ``--hypothesis-seed`` values. "ci" is deterministic (derandomized: the same
+# examples on every run, no example database), so a CI failure reproduces and CI time is stable.
+# A test's own ``@settings(max_examples=...)`` still wins over the profile's default.
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def random_network(

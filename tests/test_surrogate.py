@@ -300,3 +300,61 @@ def test_pruning_time_is_counted_by_the_first_optimize_only():
     assert second.pruning_seconds == 0.0
     assert first.time_to_first_valid >= first.pruning_seconds
     assert second.objective == pytest.approx(first.objective, abs=1e-6)
+
+
+def model_state(m: gp.Model, x: gp.MVar, y: gp.MVar, w: gp.Var) -> dict:
+    """Everything of the user's model that a swap touches, read after an update."""
+    m.update()
+    user = [*x.tolist(), *y.reshape(-1).tolist(), w]
+    return {
+        "sizes": (m.NumVars, m.NumConstrs, m.NumGenConstrs, m.NumQConstrs, m.NumSOS),
+        "bounds": (m.getAttr("LB", user), m.getAttr("UB", user)),
+        "start": m.getAttr("Start", user),
+        "params": {
+            name: m.getParamInfo(name)[2]
+            for name in ("TimeLimit", "MIPFocus", "Presolve", "SolutionNumber")
+        },
+        "objective": (str(m.getObjective()), m.ModelSense),
+    }
+
+
+@pytest.mark.parametrize("embed", EMBEDDERS)
+@pytest.mark.parametrize("outputs", ["created", "given"])
+def test_restore_puts_back_every_attribute_the_swap_touches(embed, outputs):
+    net = random_network(7, 4, (8, 8), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1, name="x")
+    w = m.addVar(lb=-1, ub=3, name="w")
+    if outputs == "given":
+        y = m.addMVar((1, 2), lb=[[-50.0, -40.0]], ub=[[60.0, 70.0]], name="y")
+        pc = EMBEDDERS[embed](m, net, x, y)
+    else:
+        pc = EMBEDDERS[embed](m, net, x)
+        y = pc.output
+    m.addConstr(y[0, 0] + w <= 5)
+    m.setObjective(y[0, 0] - 2 * y[0, 1] + w, gp.GRB.MAXIMIZE)
+    m.Params.MIPFocus = 2
+    m.update()
+    # the user's own MIP start, on inputs, outputs and another variable
+    m.setAttr("Start", [*x.tolist(), w], [0.5, 0.25, 0.0, 1.0, 2.0])
+    y[0, 0].Start = 1.5
+    before = model_state(m, x, y, w)
+    optimum = solve(m)
+    if embed == "sparse" and outputs == "created":
+        # the embedding created its outputs with the bounds it computed: finite
+        assert np.all(np.isfinite(before["bounds"][0][5:7]))
+    with SurrogateSwap(m, pc, surrogate=[0.5, 0.7]) as swap:
+        inside = model_state(m, x, y, w)
+        result = swap.optimize(
+            time_limit=30,
+            params={"MIPFocus": 1, "SolutionNumber": 0},
+            dense_params={"Presolve": 1},
+        )
+        assert result.status == "optimal"
+        assert result.objective == pytest.approx(optimum, rel=1e-4, abs=1e-6)
+        # inside the block: the surrogate in place again and the user's model as it was
+        assert model_state(m, x, y, w) == inside
+    after = model_state(m, x, y, w)
+    assert after == before
+    assert solve(m) == pytest.approx(optimum, rel=1e-4, abs=1e-6)
+    assert pc.get_error().max() < 1e-5

@@ -601,7 +601,10 @@ class SurrogateSwap:
         outputs = set(self.outputs.reshape(-1).tolist())
         keep = outputs | set(self.inputs.reshape(-1).tolist())
         added = pc.vars
-        self._outputs_created = any(v in outputs for v in added)
+        if self._output_bounds is None:
+            # decided on the user's embedding only: a rebuilt dense embedding receives the
+            # outputs as given variables, but they are still the ones the user's created
+            self._outputs_created = any(v in outputs for v in added)
         lb = np.asarray(self.outputs.LB).copy()
         ub = np.asarray(self.outputs.UB).copy()
         self._output_bounds = (lb, ub)
