@@ -120,7 +120,7 @@ def test_stable_neurons_and_binaries_are_the_hand_counted_ones(method):
     assert y.LB[0, 0] == pytest.approx(lo[0], abs=PAD)
     assert y.UB[0, 0] == pytest.approx(hi[0], abs=PAD)
     # and the embedding reaches the true range exactly (to the solver's tolerances)
-    for sense, expected in zip((gp.GRB.MINIMIZE, gp.GRB.MAXIMIZE), TRUE_OUTPUT_RANGE):
+    for sense, expected in zip((gp.GRB.MINIMIZE, gp.GRB.MAXIMIZE), TRUE_OUTPUT_RANGE, strict=True):
         m.setObjective(y[0, 0], sense)
         m.optimize()
         assert m.ObjVal == pytest.approx(expected, rel=1e-4, abs=1e-6)
