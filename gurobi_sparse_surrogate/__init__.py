@@ -3,6 +3,7 @@
 import logging as _logging
 
 from .applications import AdversarialResult, MaximizationResult, find_adversarial, maximize_output
+from .applications.vnnlib import VnnlibProperty, load_vnnlib
 from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds
 from .domains import Box, Domain, L1Ball, LinfBall
@@ -14,6 +15,7 @@ from .exceptions import (
     SparseSurrogateError,
     UnboundedInputError,
     UnsupportedNetworkError,
+    VnnlibError,
 )
 from .formulation import SparseSequentialConstr, add_sparse_predictor_constr
 from .license import check_model_size, license_is_size_limited
@@ -36,6 +38,8 @@ __all__ = [
     "MaximizationResult",
     "find_adversarial",
     "load_onnx",
+    "load_vnnlib",
+    "VnnlibProperty",
     "maximize_output",
     "PruningReport",
     "SurrogateSwap",
@@ -57,5 +61,6 @@ __all__ = [
     "SparseSurrogateError",
     "UnboundedInputError",
     "UnsupportedNetworkError",
+    "VnnlibError",
 ]
 __version__ = "0.1.0"

@@ -38,3 +38,17 @@ class DatasetFormatError(SparseSurrogateError, ValueError):
 
 class BatchNormTrainingError(UnsupportedNetworkError):
     """A batch normalization layer is in training mode (it uses each batch's statistics)."""
+
+
+class VnnlibError(SparseSurrogateError, ValueError):
+    """A VNN-LIB property file is malformed or does not fit the network.
+
+    Attributes
+    ----------
+    line : int or None
+        The line of the file where the problem is, when known.
+    """
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line

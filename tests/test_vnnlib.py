@@ -1,0 +1,180 @@
+"""load_vnnlib: files written here parse to the property they state, bad files name the line."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from gurobi_sparse_surrogate import load_vnnlib
+from gurobi_sparse_surrogate.exceptions import VnnlibError
+
+
+def declarations(n_in, n_out):
+    xs = "\n".join(f"(declare-const X_{i} Real)" for i in range(n_in))
+    ys = "\n".join(f"(declare-const Y_{j} Real)" for j in range(n_out))
+    return xs + "\n" + ys + "\n"
+
+
+def write(tmp_path, text, name="prop.vnnlib"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+PROPERTY = (
+    "; a property with comments, several lines and every kind of term\n"
+    + declarations(2, 3)
+    + """
+(assert (>= X_0 -1.0))   ; lower bound
+(assert (<= X_0 1e0))
+(assert (or
+    (and (>= X_1 0) (<= X_1 0.5)
+         (<= Y_0 Y_1) (<= (+ Y_0 (* -2.5 Y_2)) (- 3)))
+    (and (>= X_1 0) (<= X_1 0.5) (>= (- Y_2 Y_1 0.25) (* 0.5 (+ Y_0 1))))
+    (and (>= X_1 0.5) (<= X_1 1) (> Y_1 .5))
+))
+"""
+)
+
+
+def truth(x, y):
+    """The property above, written directly: is (x, y) a counterexample?"""
+    if not -1.0 <= x[0] <= 1.0:
+        return False
+    first_box = 0.0 <= x[1] <= 0.5
+    second_box = 0.5 <= x[1] <= 1.0
+    a = first_box and y[0] <= y[1] and y[0] - 2.5 * y[2] <= -3
+    b = first_box and y[2] - y[1] - 0.25 >= 0.5 * (y[0] + 1)
+    c = second_box and y[1] >= 0.5
+    return a or b or c
+
+
+def test_property_matches_its_meaning(tmp_path):
+    prop = load_vnnlib(write(tmp_path, PROPERTY), 2, 3)
+    assert prop.version == "1.0"
+    assert len(prop.cases) == 2 and prop.n_disjuncts == 3
+    first = prop.cases[0]
+    assert first.lower.tolist() == [-1.0, 0.0] and first.upper.tolist() == [1.0, 0.5]
+    assert [p.A.shape for p in first.outputs] == [(2, 3), (1, 3)]
+    rng = np.random.default_rng(0)
+    agree = 0
+    for _ in range(3000):
+        x = rng.uniform(-1.2, 1.2, size=2)
+        y = rng.uniform(-3, 3, size=3)
+        # away from the boundaries, where < and <= differ
+        violation = prop.violation(x, y)
+        if abs(violation) < 1e-9:
+            continue
+        assert (violation < 0) == truth(x, y), (x, y)
+        agree += truth(x, y)
+    assert agree > 100  # the sample reaches counterexamples of the property
+
+
+def test_gzip_and_crlf(tmp_path):
+    path = tmp_path / "prop.vnnlib.gz"
+    path.write_bytes(gzip.compress(PROPERTY.replace("\n", "\r\n").encode()))
+    prop = load_vnnlib(path, 2, 3)
+    assert prop.n_disjuncts == 3
+
+
+def test_conjunction_of_asserts_and_plain_output_constraints(tmp_path):
+    text = declarations(1, 2) + (
+        "(assert (<= X_0 2))\n(assert (>= X_0 2))\n(assert (<= Y_0 Y_1))\n(assert (>= Y_0 -1))"
+    )
+    prop = load_vnnlib(write(tmp_path, text), 1, 2)
+    (case,) = prop.cases
+    assert case.lower.tolist() == case.upper.tolist() == [2.0]
+    (polytope,) = case.outputs
+    np.testing.assert_array_equal(polytope.A, [[1.0, -1.0], [-1.0, 0.0]])
+    np.testing.assert_array_equal(polytope.b, [0.0, 1.0])
+
+
+def test_no_output_constraint_means_every_output(tmp_path):
+    prop = load_vnnlib(write(tmp_path, declarations(1, 1) + "(assert (= X_0 0.5))"), 1, 1)
+    (polytope,) = prop.cases[0].outputs
+    assert polytope.violation(np.array([123.0])) == -np.inf
+
+
+def test_empty_disjuncts_are_dropped(tmp_path):
+    text = declarations(1, 1) + (
+        "(assert (or (and (>= X_0 1) (<= X_0 0) (<= Y_0 0)) (and (>= X_0 0) (<= X_0 1) (<= Y_0 0))))"
+    )
+    prop = load_vnnlib(write(tmp_path, text), 1, 1)
+    assert prop.n_disjuncts == 1
+
+
+@pytest.mark.parametrize(
+    "body, message, line",
+    [
+        ("(assert (<= X_0 1)\n(assert (>= X_0 0))\n", "never closed", 3),
+        ("(assert (<= X_0 1)))\n", "unmatched", 3),
+        ("(assert (<== X_0 1))\n", "unknown operator '<=='", 3),
+        ("(assert (<= X_0 one))\n", "unknown symbol 'one'", 3),
+        ("(assert (<= X_7 1))\n", "X_7 is not declared", 3),
+        ("(declare-const X_1 Real)\n", "X_1 is declared, but the network has 1 inputs", 3),
+        ("(declare-const Z_0 Real)\n", "named X_i or Y_j", 3),
+        ("(declare-const X_0 Real)\n", "declared twice", 3),
+        ("(assert (<= (* X_0 Y_0) 1))\n", "not linear", 3),
+        ("(frobnicate)\n", "unknown command", 3),
+        ("(assert (>= X_0 0))\n(assert (<= (+ X_0 Y_0) 1))\n", "mixing inputs and outputs", 4),
+        ("(assert (>= X_0 0))\n(assert (<= X_0 1))\n(assert (= Y_0 1))\n", "equality", 5),
+    ],
+)
+def test_errors_name_the_line(tmp_path, body, message, line):
+    path = write(tmp_path, declarations(1, 1) + body)
+    with pytest.raises(VnnlibError, match=message) as info:
+        load_vnnlib(path, 1, 1)
+    assert info.value.line == line
+    assert f"line {line}" in str(info.value)
+
+
+def test_structural_errors(tmp_path):
+    with pytest.raises(VnnlibError, match="declares 1 outputs, the network has 2"):
+        load_vnnlib(write(tmp_path, declarations(1, 1) + "(assert (<= X_0 1))"), 1, 2)
+    with pytest.raises(VnnlibError, match="X_0 has no lower bound"):
+        load_vnnlib(write(tmp_path, declarations(1, 1) + "(assert (<= X_0 1))"), 1, 1)
+    text = declarations(2, 1) + "(assert (<= (+ X_0 X_1) 1))"
+    with pytest.raises(VnnlibError, match=r"several inputs \(X_0, X_1\)"):
+        load_vnnlib(write(tmp_path, text), 2, 1)
+    with pytest.raises(FileNotFoundError):
+        load_vnnlib(tmp_path / "missing.vnnlib", 1, 1)
+    with pytest.raises(ValueError, match="n_inputs"):
+        load_vnnlib(write(tmp_path, declarations(1, 1)), 0, 1)
+
+
+V2 = """(vnnlib-version <2.0>)
+(declare-network net
+    (declare-input X float32 [2])
+    (declare-output Y float32 [3])
+)
+(assert (>= X[0] -1.0))
+(assert (<= X[0] 1.0))
+(assert (or
+    (and (>= X[1] 0.0) (<= X[1] 0.5) (<= Y[0] Y[1]) (<= (+ Y[0] (* -2.5 Y[2])) -3.0))
+    (and (>= X[1] 0.0) (<= X[1] 0.5) (>= (- Y[2] Y[1]) (+ (* 0.5 Y[0]) 0.75)))
+    (and (>= X[1] 0.5) (<= X[1] 1.0) (>= Y[1] 0.5))
+))
+"""
+
+
+def test_vnnlib_2_matches_the_same_property_in_1_0(tmp_path):
+    pytest.importorskip("vnnlib")
+    v2 = load_vnnlib(write(tmp_path, V2, "v2.vnnlib"), 2, 3)
+    v1 = load_vnnlib(write(tmp_path, PROPERTY), 2, 3)
+    assert v2.version == "2.0" and v2.n_disjuncts == v1.n_disjuncts
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        x, y = rng.uniform(-1.2, 1.2, size=2), rng.uniform(-3, 3, size=3)
+        a, b = v1.violation(x, y), v2.violation(x, y)
+        if min(abs(a), abs(b)) > 1e-9:
+            assert (a < 0) == (b < 0)
+    with pytest.raises(VnnlibError, match="the network has 4"):
+        load_vnnlib(write(tmp_path, V2, "v2.vnnlib"), 4, 3)
+    with pytest.raises(VnnlibError, match="line"):
+        load_vnnlib(
+            write(tmp_path, V2.replace("(assert (<= X[0] 1.0))", "(assert (<= X[0]"), "bad.vnnlib"),
+            2,
+            3,
+        )
