@@ -31,6 +31,7 @@ from .convolution import (
     pair,
     window_matrix,
 )
+from .validation import check_layers_match, check_modules, weight_norm_parameter
 
 #: Modules that are the identity on the flattened values in evaluation mode.
 NO_OP_MODULES: tuple[type[nn.Module], ...] = (
@@ -130,8 +131,13 @@ class Layer:
 
 
 def _flat_modules(network: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Yield the leaf modules of a (possibly nested) ``nn.Sequential`` with dotted names."""
-    for name, module in network.named_children():
+    """Yield the leaf modules of a (possibly nested) ``nn.Sequential`` with dotted names.
+
+    A module used more than once is yielded at each use, as ``Sequential.forward`` calls it.
+    """
+    for name, module in network._modules.items():
+        if module is None:
+            continue
         if isinstance(module, nn.Sequential):
             for sub_name, sub in _flat_modules(module):
                 yield f"{name}.{sub_name}", sub
@@ -144,8 +150,13 @@ def effective_parameter(module: nn.Module, name: str) -> torch.Tensor | None:
 
     For a module pruned with :mod:`torch.nn.utils.prune` the effective tensor is
     ``<name>_orig * <name>_mask``; it is recomputed here rather than read from the attribute
-    the pruning hook caches, which is stale until the next forward pass.
+    the pruning hook caches, which is stale until the next forward pass. The same goes for
+    the old-style ``torch.nn.utils.weight_norm`` (recomputed from ``<name>_g`` and
+    ``<name>_v``).
     """
+    normalised = weight_norm_parameter(module, name)
+    if normalised is not None:
+        return normalised
     orig = getattr(module, f"{name}_orig", None)
     mask = getattr(module, f"{name}_mask", None)
     if orig is not None and mask is not None:
@@ -511,6 +522,7 @@ def extract_layers(network: nn.Module) -> list[Layer]:
         raise UnsupportedNetworkError(
             f"expected a torch.nn.Sequential, got {type(network).__name__}"
         )
+    check_modules(network, SUPPORTED_MODULES)
     state = _Extractor()
     for name, module in _flat_modules(network):
         if isinstance(module, nn.Linear):
@@ -536,6 +548,7 @@ def extract_layers(network: nn.Module) -> list[Layer]:
     state.flush()
     if not state.layers:
         raise UnsupportedNetworkError("the network has no nn.Linear or nn.Conv2d layer to embed")
+    check_layers_match(network, state.layers, network_input_size(network))
     return state.layers
 
 
