@@ -3,6 +3,7 @@
 import logging as _logging
 
 from .applications import AdversarialResult, MaximizationResult, find_adversarial, maximize_output
+from .applications.verification import VerificationResult, verify
 from .applications.vnnlib import VnnlibProperty, load_vnnlib
 from .bounds import METHODS as BOUND_METHODS
 from .bounds import NetworkBounds, compute_bounds
@@ -40,6 +41,8 @@ __all__ = [
     "load_onnx",
     "load_vnnlib",
     "VnnlibProperty",
+    "verify",
+    "VerificationResult",
     "maximize_output",
     "PruningReport",
     "SurrogateSwap",

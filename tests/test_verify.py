@@ -1,0 +1,201 @@
+"""verify: verdicts known by construction, counterexamples re-checked with torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import forward64, random_network
+from torch import nn
+
+from gurobi_sparse_surrogate import (
+    ShapeMismatchError,
+    VerificationResult,
+    load_vnnlib,
+    verify,
+)
+
+
+def declarations(n_in, n_out):
+    return "".join(f"(declare-const X_{i} Real)\n" for i in range(n_in)) + "".join(
+        f"(declare-const Y_{j} Real)\n" for j in range(n_out)
+    )
+
+
+def box_text(lower, upper):
+    return "".join(
+        f"(assert (>= X_{i} {float(lo)!r}))\n(assert (<= X_{i} {float(hi)!r}))\n"
+        for i, (lo, hi) in enumerate(zip(lower, upper, strict=True))
+    )
+
+
+def not_class(label, n_out):
+    """A counterexample: some other output is at least Y_label."""
+    terms = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_out) if j != label)
+    return f"(assert (or {terms}))\n"
+
+
+def prop(tmp_path, text, n_in, n_out, name="p.vnnlib"):
+    path = tmp_path / name
+    path.write_text(declarations(n_in, n_out) + text)
+    return load_vnnlib(path, n_in, n_out)
+
+
+def check_sat(result: VerificationResult, net, spec):
+    """Independent re-check: the input is in the box and torch's outputs meet the polytope."""
+    assert result.status == "sat", result.summary()
+    case = spec.cases[result.case]
+    assert np.all(result.x >= case.lower) and np.all(result.x <= case.upper)
+    y = forward64(net, result.x)[0]
+    np.testing.assert_allclose(result.y, y, rtol=1e-12, atol=1e-12)
+    polytope = case.outputs[result.polytope]
+    assert np.all(polytope.A @ y - polytope.b < 0)
+    assert spec.violation(result.x, y) < 0
+
+
+def lipschitz(net):
+    """An upper bound of the network's L-infinity -> L-infinity Lipschitz constant."""
+    bound = 1.0
+    for m in net:
+        if isinstance(m, nn.Linear):
+            bound *= float(m.weight.detach().abs().sum(dim=1).max())
+    return bound
+
+
+@pytest.fixture(scope="module")
+def net():
+    return random_network(3, 4, (8, 8), 3)
+
+
+def test_a_box_where_the_class_provably_wins_is_unsat(net, tmp_path):
+    x0 = np.full(4, 0.3)
+    logits = forward64(net, x0)[0]
+    label = int(logits.argmax())
+    margin = logits[label] - np.sort(logits)[-2]
+    # within this radius no output can move by more than margin / 2 (Lipschitz bound)
+    radius = 0.25 * margin / lipschitz(net)
+    text = box_text(x0 - radius, x0 + radius) + not_class(label, 3)
+    spec = prop(tmp_path, text, 4, 3)
+    by_bounds = verify(net, spec, time_limit=20)
+    assert by_bounds.status == "unsat", by_bounds.summary()
+    assert all(d["decided_by"] == "linear bounds" for d in by_bounds.disjuncts)
+    by_milp = verify(net, spec, time_limit=20, proof_bounds=None, attack=False)
+    assert by_milp.status == "unsat", by_milp.summary()
+    assert {d["decided_by"] for d in by_milp.disjuncts} == {"MILP"}
+    assert "unsat" in by_milp.summary() and by_milp.to_vnncomp() == "unsat\n"
+
+
+def test_hand_made_network_with_a_constant_margin_is_unsat_on_a_large_box(tmp_path):
+    """y0 = relu(x0) + relu(-x0) + relu(x1) + 1 and y1 = y0 - 1: Y_1 >= Y_0 never holds."""
+    first = nn.Linear(2, 3)
+    second = nn.Linear(3, 2)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+        first.bias.zero_()
+        second.weight.copy_(torch.ones(2, 3))
+        second.bias.copy_(torch.tensor([1.0, 0.0]))
+    net = nn.Sequential(first, nn.ReLU(), second)
+    spec = prop(tmp_path, box_text([-5.0, -5.0], [5.0, 5.0]) + "(assert (>= Y_1 Y_0))", 2, 2)
+    for options in ({}, {"proof_bounds": None, "attack": False}):
+        result = verify(net, spec, time_limit=20, **options)
+        assert result.status == "unsat", result.summary()
+
+
+def counterexample_off_centre(net, lower, upper, label, seed=0):
+    """A point of the box that torch does not classify as ``label`` (brute force)."""
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(lower, upper, size=(20000, len(lower)))
+    logits = forward64(net, points)
+    others = np.delete(logits, label, axis=1).max(axis=1)
+    return bool(np.any(others - logits[:, label] > 1e-3))
+
+
+@pytest.mark.parametrize("attack", [True, False])
+def test_a_box_around_a_point_the_network_misclassifies_is_sat(net, tmp_path, attack):
+    x0 = np.full(4, 0.3)
+    label = int(forward64(net, x0)[0].argmax())
+    lower, upper = x0 - 1.5, x0 + 1.5
+    assert counterexample_off_centre(net, lower, upper, label)  # the truth, by sampling
+    spec = prop(tmp_path, box_text(lower, upper) + not_class(label, 3), 4, 3)
+    result = verify(net, spec, time_limit=30, attack=attack)
+    check_sat(result, net, spec)
+    assert result.found_by == ("attack" if attack else "dense")
+    lines = result.to_vnncomp().splitlines()
+    assert lines[0] == "sat" and len(lines) == 1 + 4 + 3
+    assert (
+        lines[1].startswith("((X_0 ") and lines[-1].startswith("(Y_2 ") and lines[-1][-2:] == "))"
+    )
+    values = [float(line.strip("()").split()[1]) for line in lines[1:]]
+    np.testing.assert_array_equal(values, [*result.x, *result.y])
+
+
+def test_linear_terms_and_a_disjunction_decided_by_its_second_term(net, tmp_path):
+    x0 = np.full(4, 0.3)
+    lower, upper = x0 - 1.0, x0 + 1.0
+    points = np.random.default_rng(0).uniform(lower, upper, size=(20000, 4))
+    y = forward64(net, points)
+    s = y[:, 0] + 2.0 * y[:, 1] - 0.5 * y[:, 2]
+    target = float(np.quantile(s, 0.999))  # reachable by sampling, not at the centre
+    impossible = float(y[:, 0].max() + 100.0)  # no output gets there
+    text = box_text(lower, upper) + (
+        f"(assert (or (and (>= Y_0 {impossible!r}))"
+        f" (and (>= (+ Y_0 (* 2 Y_1) (- (* 0.5 Y_2))) {target!r}))))\n"
+    )
+    spec = prop(tmp_path, text, 4, 3)
+    for attack in (True, False):
+        result = verify(net, spec, time_limit=30, attack=attack)
+        check_sat(result, net, spec)
+        assert result.polytope == 1
+    first = next(d for d in result.disjuncts if d["polytope"] == 0)
+    assert first["status"] == "unreachable"  # the bounds see that Y_0 cannot get there
+
+
+def test_disjunction_of_input_boxes(net, tmp_path):
+    x0 = np.full(4, 0.3)
+    logits = forward64(net, x0)[0]
+    label = int(logits.argmax())
+    margin = logits[label] - np.sort(logits)[-2]
+    radius = 0.25 * margin / lipschitz(net)
+    wide = (x0 - 1.5, x0 + 1.5)
+
+    def bounds(lower, upper):
+        return " ".join(
+            f"(>= X_{i} {float(lo)!r}) (<= X_{i} {float(hi)!r})"
+            for i, (lo, hi) in enumerate(zip(lower, upper, strict=True))
+        )
+
+    # a counterexample: in the small box or in the wide one, another class on top
+    small_box, wide_box = bounds(x0 - radius, x0 + radius), bounds(*wide)
+    terms = [f"(and {small_box} (>= Y_{j} Y_{label}))" for j in range(3) if j != label]
+    terms += [f"(and {wide_box} (>= Y_{j} Y_{label}))" for j in range(3) if j != label]
+    spec = prop(tmp_path, f"(assert (or {' '.join(terms)}))\n", 4, 3)
+    assert len(spec.cases) == 2
+    assert counterexample_off_centre(net, *wide, label)
+    result = verify(net, spec, time_limit=30)
+    check_sat(result, net, spec)
+    assert result.case == 1
+    unsat_spec = prop(tmp_path, f"(assert (or {' '.join(terms[:2])}))\n", 4, 3, "u.vnnlib")
+    assert verify(net, unsat_spec, time_limit=20).status == "unsat"
+
+
+def test_shape_mismatch_and_bad_arguments(net, tmp_path):
+    spec = prop(tmp_path, box_text([0.0] * 3, [1.0] * 3) + "(assert (>= Y_0 0))", 3, 3)
+    with pytest.raises(ShapeMismatchError, match="4 inputs"):
+        verify(net, spec)
+    spec = prop(tmp_path, box_text([0.0] * 4, [1.0] * 4) + "(assert (>= Y_0 0))", 4, 2)
+    with pytest.raises(ShapeMismatchError, match="3 outputs"):
+        verify(net, spec)
+    with pytest.raises(TypeError, match="VnnlibProperty"):
+        verify(net, "prop.vnnlib")
+    with pytest.raises(ValueError, match="time_limit"):
+        verify(net, spec, time_limit=0)
+
+
+def test_undecided_verdicts_say_why(tmp_path):
+    """A network that torch runs but the embedding refuses: no proof, no MILP, unknown."""
+    net = nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 1))
+    spec = prop(tmp_path, box_text([-1.0] * 2, [1.0] * 2) + "(assert (>= Y_0 1e6))", 2, 1)
+    result = verify(net, spec, time_limit=10, attack=False)
+    assert result.status == "unknown", result.summary()
+    assert "Sigmoid" in result.reason and "1 of 1 disjuncts undecided" in result.reason
+    assert result.to_vnncomp() == "unknown\n"
