@@ -11,6 +11,7 @@ from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
     BatchNormTrainingError,
     ModelTooLargeError,
+    NestedSwapError,
     NonFiniteWeightError,
     ShapeMismatchError,
     SparseSurrogateError,
@@ -58,6 +59,7 @@ __all__ = [
     "register_with_gurobi_ml",
     "BatchNormTrainingError",
     "ModelTooLargeError",
+    "NestedSwapError",
     "NonFiniteWeightError",
     "ShapeMismatchError",
     "SparseSequential",

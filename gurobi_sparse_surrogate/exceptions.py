@@ -52,3 +52,8 @@ class VnnlibError(SparseSurrogateError, ValueError):
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
+
+
+class NestedSwapError(SparseSurrogateError, RuntimeError):
+    """A :class:`~gurobi_sparse_surrogate.SurrogateSwap` was started on an embedding that
+    another swap has already swapped out."""

@@ -355,3 +355,32 @@ def test_restore_puts_back_every_attribute_the_swap_touches(embed, outputs):
     assert after == before
     assert solve(m) == pytest.approx(optimum, rel=1e-4, abs=1e-6)
     assert pc.get_error().max() < 1e-5
+
+
+@pytest.mark.parametrize("embed", EMBEDDERS)
+def test_nested_swap_on_the_same_embedding_is_refused_and_leaves_the_model(embed):
+    from gurobi_sparse_surrogate import NestedSwapError
+
+    net = random_network(8, 4, (8, 8), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    without_network = sizes(m)
+    pc = EMBEDDERS[embed](m, net, x)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    before = sizes(m)
+    with SurrogateSwap(m, pc, surrogate=0.5) as outer:
+        inside = sizes(m)
+        inner = SurrogateSwap(m, pc, surrogate=0.7)
+        with pytest.raises(NestedSwapError, match="already swapped out"):
+            with inner:
+                pass  # pragma: no cover - refused on entry
+        with pytest.raises(NestedSwapError):
+            inner.optimize(time_limit=5)
+        assert sizes(m) == inside
+        outer.optimize(time_limit=10)
+    assert sizes(m) == before
+    with SurrogateSwap(m, pc, surrogate=0.7):  # once the outer block is over, a new one works
+        pass
+    assert sizes(m) == before
+    pc.remove()
+    assert sizes(m) == without_network

@@ -30,7 +30,7 @@ from gurobipy import GRB
 from torch import nn
 
 from ..domains import Box, Domain
-from ..exceptions import ModelTooLargeError, UnboundedInputError
+from ..exceptions import ModelTooLargeError, NestedSwapError, UnboundedInputError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..network.extraction import Float64Network, extract_layers
 from ..summaries import compact_repr, number, phase_table, seconds
@@ -452,6 +452,11 @@ def _objective_evaluator(
     return evaluate
 
 
+#: The swap that has each embedding (by ``id``) swapped out; the swap holds a reference to the
+#: embedding, so the id is not reused while it is recorded.
+_SWAPPED_OUT: dict[int, SurrogateSwap] = {}
+
+
 class SurrogateSwap:
     """Swap a dense network embedding for a pruned surrogate inside any Gurobi model.
 
@@ -636,9 +641,17 @@ class SurrogateSwap:
         self._dense_installed = True
 
     def install_surrogate(self, index: int = 0) -> SparseSequentialConstr:
-        """Put surrogate ``index`` of the schedule in place of the current embedding."""
+        """Put surrogate ``index`` of the schedule in place of the current embedding.
+
+        Raises
+        ------
+        NestedSwapError
+            When another swap has this embedding swapped out (a nested ``with`` block on the
+            same embedding): nothing is changed.
+        """
         if self._surrogate_constr is not None and self._installed_index == index:
             return self._surrogate_constr  # already in place: no second bounding pass
+        self._claim()
         self._remove_surrogate()
         self._remove_dense()
         self._surrogate_constr = add_sparse_predictor_constr(
@@ -655,8 +668,22 @@ class SurrogateSwap:
 
     def restore(self) -> None:
         """Remove the surrogate and put the dense embedding back (as on leaving the block)."""
+        if _SWAPPED_OUT.get(id(self.dense_constr), self) is not self:
+            return  # a refused nested swap: the embedding is the other swap's to restore
         self._remove_surrogate()
         self._install_dense()
+        _SWAPPED_OUT.pop(id(self.dense_constr), None)
+
+    def _claim(self) -> None:
+        """Record that this swap has the dense embedding out; refuse if another swap has."""
+        owner = _SWAPPED_OUT.get(id(self.dense_constr))
+        if owner is not None and owner is not self:
+            raise NestedSwapError(
+                "this embedding is already swapped out by another SurrogateSwap (a nested "
+                "block on the same embedding); finish that block first, or give the outer "
+                "swap a schedule of surrogates (surrogate=[...]) instead of nesting"
+            )
+        _SWAPPED_OUT[id(self.dense_constr)] = self
 
     def _embedding_vars(self) -> list[gp.Var]:
         """Internal variables of the embeddings in the model (not the inputs or outputs)."""
