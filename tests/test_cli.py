@@ -1,0 +1,187 @@
+"""gss-verify: single instances, benchmark folders, resume, result files and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("onnx")
+
+from gurobi_sparse_surrogate.applications.cli import main  # noqa: E402
+
+
+def constant_margin_net():
+    """y0 = relu(x0) + relu(-x0) + relu(x1) + 1 and y1 = y0 - 1."""
+    first, second = nn.Linear(2, 3), nn.Linear(3, 2)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+        first.bias.zero_()
+        second.weight.copy_(torch.ones(2, 3))
+        second.bias.copy_(torch.tensor([1.0, 0.0]))
+    return nn.Sequential(first, nn.ReLU(), second).eval()
+
+
+HEADER = "".join(f"(declare-const X_{i} Real)\n" for i in range(2)) + (
+    "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+    "(assert (>= X_0 -1))\n(assert (<= X_0 1))\n(assert (>= X_1 -1))\n(assert (<= X_1 1))\n"
+)
+UNSAT = HEADER + "(assert (>= Y_1 Y_0))\n"  # y1 = y0 - 1 everywhere
+SAT = HEADER + "(assert (>= Y_0 2.5))\n"  # reached at |x0| = 1, x1 = 0.5 and beyond
+BROKEN = HEADER + "(assert (>= Y_0 2.5)\n"
+
+
+@pytest.fixture
+def bench(tmp_path):
+    root = tmp_path / "toy_benchmark"
+    (root / "onnx").mkdir(parents=True)
+    (root / "vnnlib").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            constant_margin_net(), torch.zeros(1, 2), str(root / "onnx" / "net.onnx"), dynamo=False
+        )
+    (root / "onnx" / "net.onnx.gz").write_bytes(
+        gzip.compress((root / "onnx" / "net.onnx").read_bytes())
+    )
+    (root / "vnnlib" / "unsat.vnnlib").write_text(UNSAT)
+    (root / "vnnlib" / "sat.vnnlib.gz").write_bytes(gzip.compress(SAT.encode()))
+    (root / "vnnlib" / "broken.vnnlib").write_text(BROKEN)
+    (root / "instances.csv").write_text(
+        "onnx/net.onnx,vnnlib/unsat.vnnlib,20\n"
+        "onnx/net.onnx.gz,vnnlib/sat.vnnlib.gz,20\n"
+        "\n"
+        "onnx/net.onnx,vnnlib/broken.vnnlib,20\n"
+    )
+    return root
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_single_instance_result_files_and_exit_codes(bench, tmp_path, capsys):
+    result = tmp_path / "out" / "result.txt"
+    code = main(
+        [str(bench / "onnx/net.onnx"), str(bench / "vnnlib/sat.vnnlib.gz"), "--result", str(result)]
+    )
+    assert code == 0
+    lines = result.read_text().splitlines()
+    assert lines[0] == "sat" and lines[1].startswith("((X_0 ") and lines[-1].endswith("))")
+    values = {line.strip("()").split()[0]: float(line.strip("()").split()[1]) for line in lines[1:]}
+    x = np.array([values["X_0"], values["X_1"]])
+    assert np.all(np.abs(x) <= 1.0)
+    with torch.no_grad():
+        y = constant_margin_net().double()(torch.from_numpy(x)[None]).numpy()[0]
+    assert y[0] >= 2.5
+    np.testing.assert_allclose([values["Y_0"], values["Y_1"]], y, rtol=1e-12)
+    assert "sat" in capsys.readouterr().out
+
+    assert (
+        main(
+            [
+                str(bench / "onnx/net.onnx"),
+                str(bench / "vnnlib/unsat.vnnlib"),
+                "--result",
+                str(result),
+            ]
+        )
+        == 0
+    )
+    assert result.read_text() == "unsat\n"
+
+    code = main(
+        [str(bench / "onnx/net.onnx"), str(bench / "vnnlib/broken.vnnlib"), "--result", str(result)]
+    )
+    assert code == 1 and result.read_text() == "error\n"
+    assert "line 9" in capsys.readouterr().err
+    assert main([str(bench / "missing.onnx"), str(bench / "vnnlib/unsat.vnnlib")]) == 1
+
+    for argv in (
+        [],
+        [str(bench / "onnx/net.onnx")],
+        ["a", "b", "--threads", "0"],
+        ["a", "b", "--results", "r.csv"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+
+
+def test_benchmark_folder_with_resume(bench, tmp_path, capsys):
+    results = tmp_path / "results.csv"
+    argv = [
+        "--instances",
+        str(bench / "instances.csv"),
+        "--results",
+        str(results),
+        "--result-dir",
+        str(tmp_path / "res"),
+    ]
+    assert main(argv) == 1  # the broken property is an error
+    rows = read_rows(results)
+    assert [r[1:3] + [r[4]] for r in rows] == [
+        ["onnx/net.onnx", "vnnlib/unsat.vnnlib", "unsat"],
+        ["onnx/net.onnx.gz", "vnnlib/sat.vnnlib.gz", "sat"],
+        ["onnx/net.onnx", "vnnlib/broken.vnnlib", "error"],
+    ]
+    assert all(r[0] == "toy_benchmark" and len(r) == 6 for r in rows)
+    assert all(float(r[3]) >= 0 and float(r[5]) >= 0 for r in rows)
+    out = capsys.readouterr().out
+    assert "unsat" in out and "total" in out  # the summary table
+    assert (tmp_path / "res" / "net_sat.result").read_text().startswith("sat\n((X_0 ")
+    assert (tmp_path / "res" / "net_broken.result").read_text() == "error\n"
+
+    # a rerun resumes: nothing is run again
+    assert main(argv) == 1
+    assert read_rows(results) == rows
+    assert "resuming: 3 of 3" in capsys.readouterr().out
+    # an interrupted run (last row missing) runs only what is missing
+    with open(results, "w", newline="") as f:
+        csv.writer(f).writerows(rows[:1])
+    assert main(argv) == 1
+    again = read_rows(results)
+    assert again[0] == rows[0] and [r[4] for r in again] == ["unsat", "sat", "error"]
+
+
+def test_benchmark_usage_errors(bench, tmp_path):
+    bad = tmp_path / "instances.csv"
+    bad.write_text("onnx/net.onnx,vnnlib/unsat.vnnlib,soon\n")
+    for argv in (
+        ["--instances", str(tmp_path / "missing.csv"), "--results", "r.csv"],
+        ["--instances", str(bench / "instances.csv")],
+        ["--instances", str(bad), "--results", str(tmp_path / "r.csv")],
+        ["net.onnx", "p.vnnlib", "--instances", str(bench / "instances.csv"), "--results", "r"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+
+
+def test_python_dash_m_entry_point():
+    completed = subprocess.run(
+        [sys.executable, "-m", "gurobi_sparse_surrogate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0
+    assert "exit codes" in completed.stdout and "--instances" in completed.stdout
+
+
+def test_console_script_is_declared():
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    module, name = project["project"]["scripts"]["gss-verify"].split(":")
+    assert getattr(importlib.import_module(module), name) is main
