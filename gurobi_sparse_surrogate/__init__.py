@@ -10,16 +10,18 @@ from .bounds import NetworkBounds, compute_bounds
 from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
     BatchNormTrainingError,
+    InvalidOptionError,
     ModelTooLargeError,
     NestedSwapError,
     NonFiniteWeightError,
     ShapeMismatchError,
     SparseSurrogateError,
+    StaleEmbeddingError,
     UnboundedInputError,
     UnsupportedNetworkError,
     VnnlibError,
 )
-from .formulation import SparseSequentialConstr, add_sparse_predictor_constr
+from .formulation import EmbeddingOptions, SparseSequentialConstr, add_sparse_predictor_constr
 from .license import check_model_size, license_is_size_limited
 from .network import PruningReport, SparseSequential, prune_network, pruning_report
 from .network.onnx import load_onnx
@@ -35,6 +37,9 @@ __all__ = [
     "AdversarialResult",
     "Box",
     "Domain",
+    "EmbeddingOptions",
+    "InvalidOptionError",
+    "StaleEmbeddingError",
     "L1Ball",
     "LinfBall",
     "MaximizationResult",

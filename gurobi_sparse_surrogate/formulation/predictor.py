@@ -5,24 +5,30 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import gurobipy as gp
 import numpy as np
 from gurobi_ml.exceptions import NoSolutionError
-from gurobi_ml.modeling._var_utils import validate_input_vars, validate_output_vars
 from gurobi_ml.modeling.base_predictor_constr import AbstractPredictorConstr
 from torch import nn
 
-from ..bounds.cache import BoundsCache, cached_compute_bounds
+from ..bounds.cache import cached_compute_bounds
 from ..bounds.problem import NetworkBounds, post_activation
-from ..exceptions import ShapeMismatchError, UnboundedInputError
+from ..exceptions import (
+    InvalidOptionError,
+    ShapeMismatchError,
+    StaleEmbeddingError,
+    UnboundedInputError,
+    reject_unknown_options,
+)
 from ..license import check_model_size
 from ..network.extraction import Float64Network, extract_layers
 from ..verbosity import verbose_logging
+from .options import GUROBI_ML_KEYWORDS, EmbeddingOptions, split_options
 from .planning import (
     CATEGORIES,
-    RELU_FORMULATIONS,
     LayerPlan,
     LayerSize,
     affine_expression,
@@ -30,6 +36,7 @@ from .planning import (
     layer_size,
     plan_network,
 )
+from .variables import input_matrix, output_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
     Created by :func:`~gurobi_sparse_surrogate.add_sparse_predictor_constr` (or by
     ``gurobi_ml.add_predictor_constr`` for a :class:`~gurobi_sparse_surrogate.SparseSequential`);
     do not instantiate it directly.
+
+    The options it was built with are :attr:`options`; :meth:`rebuild` embeds the same network
+    again (or another one) with the same options, or with some of them changed.
 
     Attributes
     ----------
@@ -68,30 +78,13 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         input_vars: Any,
         output_vars: Any = None,
         *,
-        relu_formulation: str = "bigm",
-        bounds: str | NetworkBounds = "auto",
-        domain: Any = None,
-        check_size: bool = True,
-        bound_options: dict | None = None,
-        bound_cache: bool | BoundsCache = True,
+        options: EmbeddingOptions | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if relu_formulation not in RELU_FORMULATIONS:
-            raise ValueError(
-                f"unknown relu_formulation {relu_formulation!r}; choose one of {RELU_FORMULATIONS}"
-            )
+        self._options, passthrough = split_options(options, kwargs)
         self.predictor = predictor
         self.layers = extract_layers(predictor)
-        self.relu_formulation = relu_formulation
-        #: what rebuilding this embedding takes (used by SurrogateSwap to restore it)
-        self._rebuild_options = {
-            "relu_formulation": relu_formulation,
-            "bounds": bounds,
-            "domain": domain,
-            "check_size": check_size,
-            "bound_options": bound_options,
-            "bound_cache": bound_cache,
-        }
+        self.relu_formulation = self._options.relu_formulation
         self._input_shape = self.layers[0].n_in
         self._output_shape = self.layers[-1].n_out
         self._float64_network = None
@@ -99,36 +92,174 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         self.plans: list[list[LayerPlan]] = []
         self._added_nonzeros = 0
         self._default_name = "sparse_sequential"
+        self._model = gp_model
+        self._passthrough = passthrough
+        self._replaced_by: SparseSequentialConstr | None = None
+        # Variables this embedding creates outside gurobi-ml's recording window (output
+        # variables when none are given, fixed variables for constant pandas inputs): they are
+        # its own, and remove() deletes them besides what gurobi-ml recorded.
+        self._owned: list[gp.Var] = []
+        inputs, columns, index, fixed = input_matrix(
+            gp_model, self._flatten_image_input(input_vars), self._input_shape, self._image_note()
+        )
+        self._owned += fixed
+        k, n_out = inputs.shape[0], self._output_shape
+        if output_vars is None:
+            output_vars = gp_model.addMVar((k, n_out), lb=-gp.GRB.INFINITY, name="out")
+            gp_model.update()
+            self._owned += output_vars.reshape(-1).tolist()
+            self._outputs_created = True
+        else:
+            output_vars = output_matrix(output_vars, k, self._output_shape)
+            self._outputs_created = False
         started = time.perf_counter()
-        with verbose_logging(bool(kwargs.get("verbose", False))):
-            super().__init__(gp_model, input_vars, output_vars, **kwargs)
-            self._log_build(time.perf_counter() - started)
+        try:
+            with verbose_logging(bool(passthrough.get("verbose", False))):
+                super().__init__(gp_model, inputs, output_vars, **passthrough)
+                self._log_build(time.perf_counter() - started)
+        except BaseException:
+            if self._owned:
+                gp_model.remove(self._owned)
+                gp_model.update()
+            raise
+        self._input_columns, self._input_index = columns, index
+
+    # -- options and rebuilding ---------------------------------------------------------------
+
+    @property
+    def options(self) -> EmbeddingOptions:
+        """The options this embedding was built with (immutable)."""
+        return self._options
+
+    @property
+    def outputs_created(self) -> bool:
+        """Whether this embedding owns its output variables (``remove()`` deletes them)."""
+        return self._outputs_created
+
+    @property
+    def replaced_by(self) -> SparseSequentialConstr | None:
+        """The embedding that took this one's place after it was removed, if any."""
+        return self._replaced_by
+
+    def rebuild(
+        self,
+        gp_model: gp.Model | None = None,
+        predictor: nn.Module | None = None,
+        *,
+        input_vars: Any = None,
+        output_vars: Any = None,
+        **changes: Any,
+    ) -> SparseSequentialConstr:
+        """Embed a network again with this embedding's options (some of them changed).
+
+        The rebuilt embedding is a new object; this one is not modified. In the same model,
+        it reads the same input variables and defines the same output variables unless
+        others are given. When this embedding was removed with ``remove(keep_outputs=True)``
+        and owned its output variables, the rebuilt one takes them over (its ``remove()``
+        deletes them) and becomes :attr:`replaced_by`.
+
+        Parameters
+        ----------
+        gp_model : gurobipy.Model, optional
+            Where to embed; this embedding's model by default. Another model needs
+            ``input_vars`` of its own.
+        predictor : torch.nn.Module, optional
+            The network; this embedding's by default (for example a pruned version of it).
+        input_vars, output_vars : optional
+            As in :func:`add_sparse_predictor_constr`; this embedding's by default (in the
+            same model).
+        **changes
+            Embedding options to change (see :class:`EmbeddingOptions`) and gurobi-ml's
+            ``name``/``verbose``; the others stay as they are.
+
+        Returns
+        -------
+        SparseSequentialConstr
+
+        Examples
+        --------
+        >>> import gurobipy as gp, torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        >>> m = gp.Model(env=gp.Env(params={"OutputFlag": 0}))
+        >>> pc = add_sparse_predictor_constr(m, net, m.addMVar(3, lb=0, ub=1), bounds="interval")
+        >>> pc.remove(keep_outputs=True)
+        >>> again = pc.rebuild(relu_formulation="max")
+        >>> again.options.bounds, again.options.relu_formulation, pc.replaced_by is again
+        ('interval', 'max', True)
+        >>> again.outputs_created  # it took the output variables over from pc
+        True
+        """
+        model = self._model if gp_model is None else gp_model
+        same_model = model is self._model
+        if not same_model and input_vars is None:
+            raise InvalidOptionError(
+                "rebuild() in another model needs input_vars of that model (this embedding's "
+                "variables belong to its own model)"
+            )
+        given_outputs = output_vars is not None
+        inputs = self._input if input_vars is None else input_vars
+        outputs = output_vars if given_outputs or not same_model else self._output
+        reject_unknown_options(
+            "embedding option", changes, (*EmbeddingOptions.names(), *GUROBI_ML_KEYWORDS)
+        )
+        passthrough = {
+            **self._passthrough,
+            **{k: changes.pop(k) for k in GUROBI_ML_KEYWORDS if k in changes},
+        }
+        rebuilt = type(self)(
+            model,
+            self.predictor if predictor is None else predictor,
+            inputs,
+            outputs,
+            options=self._options.replace(**changes),
+            **passthrough,
+        )
+        takes_over = (
+            same_model and not given_outputs and self._outputs_created and self.gp_model is None
+        )
+        if takes_over:  # this one was removed but kept its outputs: they pass to the new one
+            rebuilt._owned += self._output.reshape(-1).tolist()
+            rebuilt._outputs_created = True
+            self._owned = []
+            self._outputs_created = False
+            self._replaced_by = rebuilt
+        return rebuilt
+
+    def remove(self, *, keep_outputs: bool = False) -> None:
+        """Remove from the model everything this embedding added.
+
+        Parameters
+        ----------
+        keep_outputs : bool
+            Keep the output variables even when this embedding created them (for example to
+            :meth:`rebuild` it on the same variables).
+
+        Raises
+        ------
+        StaleEmbeddingError
+            When this embedding was removed and replaced (see :attr:`replaced_by`).
+        """
+        if self._replaced_by is not None:
+            raise StaleEmbeddingError(
+                "this embedding was removed and rebuilt (for example by SurrogateSwap); "
+                "remove its replacement instead (this object's replaced_by, or the swap's "
+                "dense_constr)"
+            )
+        if keep_outputs:  # not deleted with the rest; still owned, for rebuild() to pass on
+            outputs = set(self._output.reshape(-1).tolist())
+            self._owned = [v for v in self._owned if v not in outputs]
+        super().remove()  # what vars lists (the recorded range and the owned variables)
+        self._owned = []
+
+    @property
+    def vars(self) -> list[gp.Var]:
+        """The variables this embedding added (outputs it created included)."""
+        return [*self._owned, *super().vars] if self.gp_model is not None else []
 
     # -- building -------------------------------------------------------------------------
 
     def _build_submodel(self, gp_model, *args, **kwargs):
-        self._input = self._flatten_image_input(self._input)
-        self._input, self._input_columns, self._input_index = validate_input_vars(
-            gp_model, self._input
-        )
-        n_in = self._input.shape[1]
-        if n_in != self._input_shape:
-            image = self.layers[0].input_shape
-            shape = f" (an image of shape {image}, flattened)" if len(image) > 1 else ""
-            raise ShapeMismatchError(
-                f"the network expects {self._input_shape} inputs per sample{shape} but the "
-                f"input variables have shape {tuple(self._input.shape)}"
-            )
-        if self._output is not None:
-            self._output = validate_output_vars(self._output)
-            expected = (self._input.shape[0], self._output_shape)
-            if self._output.size != np.prod(expected):
-                raise ShapeMismatchError(
-                    f"the network has {self._output_shape} outputs per sample and there are "
-                    f"{self._input.shape[0]} samples, so the output variables should have shape "
-                    f"{expected}; got {tuple(self._output.shape)}"
-                )
-            self._output = self._output.reshape(expected)
+        """Build inside gurobi-ml's recording window (inputs and outputs are already checked)."""
         self.bounds = self._compute_bounds(gp_model)
         k = self._input.shape[0]
         self.plans = [
@@ -139,7 +270,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         ]
         self._check_unbounded()
         size = self._planned_size()
-        if self._rebuild_options["check_size"]:
+        if self._options.check_size:
             check_model_size(
                 gp_model,
                 size.variables,
@@ -150,16 +281,12 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             )
         gp_model.update()
         nonzeros_before = gp_model.NumNZs
-        if self._output is None:
+        if self._outputs_created:
             lo, hi = post_activation(
                 self.bounds.lower[-1], self.bounds.upper[-1], self.layers[-1].relu
             )
-            self._output = gp_model.addMVar(
-                (k, self._output_shape),
-                lb=np.where(np.isfinite(lo), lo, -gp.GRB.INFINITY),
-                ub=np.where(np.isfinite(hi), hi, gp.GRB.INFINITY),
-                name=self._name_var("out"),
-            )
+            self._output.LB = np.where(np.isfinite(lo), lo, -gp.GRB.INFINITY)
+            self._output.UB = np.where(np.isfinite(hi), hi, gp.GRB.INFINITY)
         self._mip_model(**kwargs)
         gp_model.update()
         self._added_nonzeros = gp_model.NumNZs - nonzeros_before
@@ -196,9 +323,13 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             )
         return input_vars.reshape(-1, int(np.prod(image)))
 
+    def _image_note(self) -> str:
+        image = self.layers[0].input_shape
+        return f" (an image of shape {tuple(image)}, flattened)" if len(image) > 1 else ""
+
     def _compute_bounds(self, gp_model: gp.Model) -> NetworkBounds:
         k = self._input.shape[0]
-        method, domain = self._rebuild_options["bounds"], self._rebuild_options["domain"]
+        method, domain = self._options.bounds, self._options.domain
         if isinstance(method, NetworkBounds):
             method.check_shapes(self.layers, k)
             return method
@@ -219,7 +350,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                 )
             lower = np.maximum(lower, domain.lower)
             upper = np.minimum(upper, domain.upper)
-        options = dict(self._rebuild_options["bound_options"] or {})
+        options = dict(self._options.bound_options or {})
         options.setdefault("verbose", bool(getattr(self, "verbose", False)))
         return cached_compute_bounds(
             self.layers,
@@ -227,7 +358,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             upper,
             method,
             domain,
-            cache=self._rebuild_options["bound_cache"],
+            cache=self._options.bound_cache,
             **options,
         )
 
@@ -261,7 +392,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             for plan in hidden:
                 total += layer_size(plan, self.relu_formulation)
             total += LayerSize(constraints=self._output_shape)  # output rows
-        if self._output is None:
+        if self._outputs_created:
             total += LayerSize(variables=self._input.shape[0] * self._output_shape)
         return total
 
@@ -444,7 +575,9 @@ def add_sparse_predictor_constr(
     network: nn.Module,
     input_vars: Any,
     output_vars: Any = None,
-    **options: Any,
+    *,
+    options: EmbeddingOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> SparseSequentialConstr:
     """Embed a torch ``nn.Sequential`` ReLU network in a Gurobi model, sparsity-aware.
 
@@ -463,8 +596,16 @@ def add_sparse_predictor_constr(
     input_vars : gurobipy.MVar, list of Var, or pandas object
         ``(n_in,)`` for one sample, or ``(k, n_in)`` for ``k`` independent copies.
     output_vars : gurobipy.MVar or list of Var, optional
-        Created (with the computed bounds) when not given.
-    **options
+        Created (with the computed bounds) when not given; the embedding then owns them
+        (``remove()`` deletes them).
+    options : EmbeddingOptions or dict, optional
+        All embedding options at once, for example another embedding's ``pc.options``;
+        keyword arguments override them.
+    **kwargs
+        The embedding options (see :class:`EmbeddingOptions`, where their defaults are
+        declared), plus gurobi-ml's ``name`` and ``verbose``. A misspelled key raises
+        :class:`InvalidOptionError` naming it and the valid ones.
+
         relu_formulation : {"bigm", "max", "indicator"}, default "bigm"
             How unstable ReLU neurons are modelled: big-M with the per-neuron bounds, Gurobi's
             max general constraint (no binaries, fewer linear rows), or indicator constraints.
@@ -480,6 +621,9 @@ def add_sparse_predictor_constr(
             gives tighter first-layer bounds.
         bound_options : dict, optional
             Options of the bounding method (such as a time budget).
+        check_size : bool, default True
+            Raise :class:`ModelTooLargeError` before building when the size-limited licence
+            could not solve the resulting model.
         bound_cache : bool or BoundsCache, default True
             Reuse bounds computed earlier for the same weights, input bounds, domain, method
             and options (the process-wide
@@ -487,9 +631,6 @@ def add_sparse_predictor_constr(
             own); False computes them afresh. Bounds can also be reused explicitly:
             ``bounds=pc.bounds`` embeds the same network over the same inputs with the
             bounds of an earlier embedding ``pc``.
-        check_size : bool, default True
-            Raise :class:`ModelTooLargeError` before building when the size-limited licence
-            could not solve the resulting model.
         verbose : bool, default False
             Print what the embedding does (bounding stages with a progress bar when they last,
             then sizes; see :mod:`gurobi_sparse_surrogate.verbosity`), as well as gurobi-ml's
@@ -506,7 +647,7 @@ def add_sparse_predictor_constr(
     Raises
     ------
     UnsupportedNetworkError, ShapeMismatchError, NonFiniteWeightError, UnboundedInputError,
-    ModelTooLargeError
+    ModelTooLargeError, InvalidOptionError
 
     Examples
     --------
@@ -520,4 +661,6 @@ def add_sparse_predictor_constr(
     >>> bool(pc.get_error().max() < 1e-5)
     True
     """
-    return SparseSequentialConstr(gp_model, network, input_vars, output_vars, **options)
+    return SparseSequentialConstr(
+        gp_model, network, input_vars, output_vars, options=options, **kwargs
+    )

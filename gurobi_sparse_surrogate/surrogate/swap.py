@@ -546,7 +546,8 @@ class SurrogateSwap:
         self._installed_index = -1
         self._dense_installed = True
         if dense_options is None:
-            dense_options = getattr(predictor_constr, "_rebuild_options", {})
+            own = isinstance(predictor_constr, SparseSequentialConstr)
+            dense_options = predictor_constr.options.as_dict() if own else {}
         self._dense_kwargs = dict(dense_options)
         self._output_bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._outputs_created = False
