@@ -191,7 +191,7 @@ def test_input_and_output_variables_are_read_by_the_package(model):
     assert pc2.get_error().max() < 1e-5
     from gurobi_sparse_surrogate import ShapeMismatchError
 
-    with pytest.raises(ShapeMismatchError, match="one dimension"):
+    with pytest.raises(ShapeMismatchError, match=r"shape \(1, 1, 3\)"):
         add_sparse_predictor_constr(model, net, model.addMVar((1, 1, 3)))
     with pytest.raises(ShapeMismatchError, match=r"shape \(2, 2\)"):
         add_sparse_predictor_constr(model, net, batch, model.addMVar(3))
