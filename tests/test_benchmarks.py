@@ -393,7 +393,12 @@ def test_report_and_cli(hand_made, tmp_path, capsys):
 def test_smoke_profile_end_to_end(tmp_path):
     profile = get_profile("smoke")
     out = tmp_path / "smoke.jsonl"
-    summary = run_benchmark(profile, out, jobs=1, progress=False)
+    torch.set_num_threads(2)  # the caller's setting: runs use one thread, then it is put back
+    try:
+        summary = run_benchmark(profile, out, jobs=1, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
     assert summary["ran"] == len(profile.tasks())
     records = read_results(out)
     assert {r["method"] for r in records} == {m.name for m in profile.methods}
@@ -409,14 +414,17 @@ def test_smoke_profile_end_to_end(tmp_path):
     for m in profile.methods:
         assert f"| {m.name} |" in markdown
     assert (tmp_path / "report" / "scatter_verification.png").is_file()
-    assert torch.get_num_threads() >= 1
+    assert all(r["env"]["torch_threads"] == 1 for r in records)
 
 
 def test_execute_task_adds_the_key_and_settings(monkeypatch):
     monkeypatch.setitem(bm.METHODS, "fake", lambda *a: {"status": "unknown", "x": None})
     inst = digits_instances(1)[0]
-    rec = execute_task(Task(inst, MethodSpec("f", "fake"), time_limit=3.0, threads=1))
-    assert (rec["suite"], rec["instance"], rec["method"]) == record_key(rec)
+    task = Task(inst, MethodSpec("f", "fake"), time_limit=3.0, threads=1)
+    rec = execute_task(task)
+    # the key is made of the task's instance and method, not of whatever the record holds
+    assert (rec["suite"], rec["instance"], rec["method"]) == (inst.suite, inst.id, "f")
+    assert record_key(rec) == task.key == (inst.suite, inst.id, "f")
     assert rec["time_limit"] == 3.0 and rec["threads"] == 1 and rec["params"] == inst.params
 
 
@@ -430,6 +438,34 @@ def test_bounding_method_variants_are_named_and_reach_the_package():
     names = {m.name for m in get_profile("paper").methods}
     assert {"dense", "dense-interval", "dense-linear", "dense-lp"} <= names
     assert "dense-interval" in {m.name for m in get_profile("quick").methods}
+
+
+def test_bounding_method_option_is_the_one_the_package_uses(monkeypatch):
+    import functools
+
+    import gurobi_sparse_surrogate as gss
+
+    seen = []
+    original = gss.find_adversarial
+
+    @functools.wraps(original)
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen.append((kwargs, result))
+        return result
+
+    monkeypatch.setattr(gss, "find_adversarial", spy)
+    inst = digits_instances(1)[0]
+    records = {}
+    for bounds in ("interval", "linear"):
+        rec = bm.run_method(inst, method("dense", bounds=bounds), time_limit=20.0)
+        kwargs, result = seen[-1]
+        assert kwargs["bounds"] == bounds and rec["ignored_options"] == []
+        # the embedding that was solved was bounded by that method
+        assert result.model_stats["dense"]["bounds_method"] == bounds
+        assert rec["unstable"] == sum(r["unstable"] for r in result.model_stats["dense"]["layers"])
+        records[bounds] = rec
+    assert records["linear"]["unstable"] <= records["interval"]["unstable"]
 
 
 def test_unstable_neurons_per_layer_are_medians_by_depth():
@@ -467,3 +503,152 @@ def test_unstable_neurons_per_layer_are_medians_by_depth():
     assert table["method"].tolist() == ["dense", "dense"]
     assert table["layers"].tolist() == [3, 5] and table["runs"].tolist() == [3, 1]
     assert table["median"].tolist() == [[2.0, 20.0, 0.0], [4.0, 4.0, 4.0, 4.0, 0.0]]
+
+
+# ------------------------------------------------------------------------------ paths of the runner
+
+
+def test_dask_scheduler_runs_the_grid_on_a_local_cluster(tmp_path, monkeypatch):
+    import zipfile
+
+    from dask.distributed import Client, LocalCluster
+
+    uploaded = []
+
+    def upload_file(self, filename, **kwargs):
+        # remote workers import the uploaded benchmarks package; this cluster's worker runs
+        # in the test's process, whose own package must not be reloaded from a temporary zip
+        with zipfile.ZipFile(filename) as archive:
+            uploaded.extend(archive.namelist())
+
+    monkeypatch.setattr(Client, "upload_file", upload_file)
+    profile = tiny_profile([method("attack")], instances=digits_instances(2))
+    out = tmp_path / "res.jsonl"
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        summary = run_benchmark(profile, out, scheduler=cluster.scheduler_address, progress=False)
+    assert summary["ran"] == summary["total"] == 2
+    assert {"benchmarks/__init__.py", "benchmarks/methods.py", "benchmarks/runner.py"} <= set(
+        uploaded
+    )
+    records = read_results(out)
+    assert sorted(record_key(r) for r in records) == sorted(t.key for t in make_tasks(profile))
+    for r in records:
+        assert r["status"] in ("adversarial", "unknown"), r.get("error")
+        data = bm.load_instance(next(i for i in profile.instances if i.id == r["instance"]))
+        assert r["label"] == data.label and r["target"] == data.target
+        if r["found"]:
+            assert r["dense_margin"] < 0 and r["in_domain"]
+
+
+def test_interrupting_a_run_cancels_the_queued_work_and_a_rerun_resumes(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import benchmarks.runner as runner
+
+    calls = []
+
+    def fake(data, spec, time_limit, threads, seed):
+        calls.append(spec.name)
+        return {"status": "unknown", "x": None}
+
+    class Pool(ThreadPoolExecutor):  # the process pool's interface, in threads
+        def __init__(self, jobs, mp_context=None, initializer=None):
+            super().__init__(1)
+
+    monkeypatch.setitem(bm.METHODS, "fake", fake)
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", Pool)
+    append = runner._append
+    written = []
+
+    def append_then_interrupt(path, record):
+        append(path, record)
+        written.append(record)
+        raise KeyboardInterrupt  # Ctrl-C while the first result is written
+
+    monkeypatch.setattr(runner, "_append", append_then_interrupt)
+    profile = tiny_profile([MethodSpec(f"fake-{k}", "fake") for k in range(4)])
+    out = tmp_path / "res.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(profile, out, jobs=2, progress=False)
+    total = len(profile.tasks())
+    assert len(written) == 1
+    assert len(calls) < total  # the queued runs were cancelled, not run
+    monkeypatch.setattr(runner, "_append", append)
+    summary = run_benchmark(profile, out, jobs=1, progress=False)
+    assert summary["done_before"] == 1 and summary["ran"] == total - 1
+
+
+def test_cli_run_and_quick_on_a_tiny_profile(tmp_path, monkeypatch, capsys):
+    import benchmarks.__main__ as cli
+
+    profile = tiny_profile([method("attack")], instances=digits_instances(1))
+    monkeypatch.setattr(cli, "get_profile", lambda name: profile)
+    out = tmp_path / "run.jsonl"
+    args = ["--profile", "smoke", "--output", str(out), "--jobs", "1", "--no-progress"]
+    assert main(["run", *args, "--time-limit", "3"]) == 0
+    records = read_results(out)
+    assert [r["method"] for r in records] == ["attack"] and records[0]["time_limit"] == 3.0
+    assert "1 runs done now, 0 of 1 were already in" in capsys.readouterr().err
+    # quick: the same run (resumed: nothing left), then the report of the file
+    assert main(["quick", *args]) == 0
+    captured = capsys.readouterr()
+    assert "0 runs done now, 1 of 1 were already in" in captured.err
+    assert "## Verification" in captured.out and "| attack |" in captured.out
+    assert (tmp_path / "run" / "report.md").is_file()
+    assert len(read_results(out)) == 1
+
+
+# ------------------------------------------------------------------------------ baselines' paths
+
+
+def test_baselines_too_large_for_the_licence_are_skipped_not_failed(monkeypatch):
+    import gurobipy as gp
+
+    import gurobi_sparse_surrogate as gss
+    from gurobi_sparse_surrogate.license import SizeReport
+
+    inst = digits_instances(1)[0]
+    # the size check before solving says no
+    monkeypatch.setattr(gss, "check_model_size", lambda m: SizeReport(2500, 10, 2400))
+    rec = bm.run_method(inst, method("gurobi-ml"), time_limit=5.0)
+    assert rec["status"] == "skipped" and "2500 variables" in rec["reason"]
+    assert "gurobi-ml embeds every neuron" in rec["reason"] and not rec["found"]
+    monkeypatch.undo()
+
+    # Gurobi itself refuses the model (a limit the check did not foresee)
+    def refuse(*args, **kwargs):
+        raise gp.GurobiError(10010, "Model too large for size-limited license")
+
+    monkeypatch.setattr(bm, "optimize_judging", refuse)
+    rec = bm.run_method(inst, method("paper", rate=0.5), time_limit=5.0)
+    assert rec["status"] == "skipped" and "size-limited Gurobi licence" in rec["reason"]
+
+    def broken(*args, **kwargs):
+        raise gp.GurobiError(10005, "something else")
+
+    monkeypatch.setattr(bm, "optimize_judging", broken)
+    rec = bm.run_method(inst, method("gurobi-ml"), time_limit=5.0)
+    assert rec["status"] == "error" and "something else" in rec["error"]
+
+
+def test_attack_stage_rescues_a_solve_that_found_nothing(monkeypatch):
+    inst = maximization_instances([(4, 1, 8)], seeds=(0,))[0]
+    data = bm.load_instance(inst)
+    solves = []
+
+    def nothing(data, embedded, **kwargs):  # the solver ran out of time without a solution
+        solves.append(kwargs["mip_start"])
+        return {"status": "unknown", "x": None, "time_to_first": None, "history": []}
+
+    monkeypatch.setattr(bm, "_gurobi_ml_solve", nothing)
+    rec = bm.run_method(inst, method("gurobi-ml", attack=True), time_limit=10.0)
+    # the attack's point was the MIP start and, the solve having nothing, is the answer
+    assert solves[0] is not None and data.domain.contains(solves[0])
+    assert rec["status"] == "feasible" and rec["found"]
+    assert rec["value"] == pytest.approx(data.score(solves[0]), abs=1e-9)
+    assert rec["time_to_first"] == rec["time_to_best"] == pytest.approx(rec["attack_seconds"])
+    # without the attack stage the same solve finds nothing
+    rec = bm.run_method(inst, method("gurobi-ml"), time_limit=10.0)
+    assert rec["status"] == "unknown" and not rec["found"] and solves[-1] is None
