@@ -123,7 +123,7 @@ def make_cnn(
     if second_conv:
         modules += [nn.Conv2d(c_out, 2, 2, padding=1), nn.ReLU()]
     modules.append(nn.Flatten())
-    body = nn.Sequential(*modules)
+    body = nn.Sequential(*modules).eval()
     try:
         with torch.no_grad():
             n_flat = body(torch.zeros(1, c_in * h * w)).shape[1]
