@@ -6,7 +6,7 @@ from .applications import AdversarialResult, MaximizationResult, find_adversaria
 from .applications.verification import VerificationResult, verify
 from .applications.vnnlib import VnnlibProperty, load_vnnlib
 from .bounds import METHODS as BOUND_METHODS
-from .bounds import NetworkBounds, compute_bounds
+from .bounds import BoundOptions, NetworkBounds, compute_bounds
 from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
     BatchNormTrainingError,
@@ -56,6 +56,7 @@ __all__ = [
     "prune_network",
     "pruning_report",
     "NetworkBounds",
+    "BoundOptions",
     "SparseSequentialConstr",
     "add_sparse_predictor_constr",
     "check_model_size",
@@ -65,6 +66,7 @@ __all__ = [
     "BatchNormTrainingError",
     "ModelTooLargeError",
     "NestedSwapError",
+    "InvalidOptionError",
     "NonFiniteWeightError",
     "ShapeMismatchError",
     "SparseSequential",

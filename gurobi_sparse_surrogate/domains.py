@@ -9,6 +9,8 @@ knows how to
 - give the exact range of each row of ``W x + b`` over the domain
   (:meth:`Domain.first_layer_bounds`), which is the first layer's pre-activation bound and the
   domain's support function used by linear bounding methods;
+- describe its linear rows for the LP and MILP bounding stages (:meth:`Domain.lp_rows` and
+  their size, :meth:`Domain.lp_size`), so the bounding code needs no knowledge of any domain;
 - test membership, sample points (random and extreme ones) and project onto itself.
 
 Examples
@@ -34,7 +36,16 @@ import scipy.sparse as sp
 
 from .exceptions import ShapeMismatchError, SparseSurrogateError, UnboundedInputError
 
-__all__ = ["Box", "Domain", "DomainConstr", "InvalidDomainError", "L1Ball", "LinfBall"]
+__all__ = [
+    "Box",
+    "Domain",
+    "DomainConstr",
+    "InvalidDomainError",
+    "L1Ball",
+    "LPRows",
+    "LPSize",
+    "LinfBall",
+]
 
 
 class InvalidDomainError(SparseSurrogateError, ValueError):
@@ -153,6 +164,70 @@ class DomainConstr:
         self.model.setAttr("UB", self.x, self.original_ub.tolist())
         self.model.update()
         self.removed = True
+
+
+# --------------------------------------------------------------------------- LP rows
+
+
+@dataclass(frozen=True)
+class LPRows:
+    """Linear rows that describe (a relaxation of) a domain on some of its coordinates.
+
+    The rows read ``matrix @ [x[columns], aux] (sense) rhs`` with auxiliary variables
+    ``aux_lower <= aux <= aux_upper``; the box ``[domain.lower, domain.upper]`` is not
+    repeated (the bounding code sets it as variable bounds).
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_array
+        Shape ``(n_rows, len(columns) + n_aux)``.
+    sense : numpy.ndarray
+        One of ``"<"``, ``">"``, ``"="`` per row.
+    rhs : numpy.ndarray
+    aux_lower, aux_upper : numpy.ndarray
+        Bounds of the auxiliary variables, ``(n_aux,)`` each.
+    """
+
+    matrix: sp.csr_array
+    sense: np.ndarray
+    rhs: np.ndarray
+    aux_lower: np.ndarray
+    aux_upper: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return self.matrix.shape[0]
+
+    @property
+    def n_aux(self) -> int:
+        """Number of auxiliary variables."""
+        return self.aux_lower.size
+
+    @classmethod
+    def empty(cls, n_columns: int) -> LPRows:
+        """No rows and no auxiliary variables."""
+        return cls(
+            sp.csr_array((0, n_columns)),
+            np.array([], dtype="<U1"),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+        )
+
+
+@dataclass(frozen=True)
+class LPSize:
+    """An upper bound on the size of :meth:`Domain.lp_rows` for any set of columns.
+
+    ``lp_rows(columns)`` adds at most ``variables[columns].sum() + fixed_variables``
+    auxiliary variables and ``constraints[columns].sum() + fixed_constraints`` rows.
+    """
+
+    variables: np.ndarray
+    constraints: np.ndarray
+    fixed_variables: int = 0
+    fixed_constraints: int = 0
 
 
 def _input_vars(x: Any, n: int) -> list:
@@ -278,6 +353,41 @@ class Domain(ABC):
     def _add_constraints(self, model, variables, lb, ub, record, **options) -> None:
         """Add constraints beyond the bounds (none for a box)."""
         return None
+
+    # ---- LP rows (for the LP and MILP bounding stages)
+
+    def lp_rows(self, columns: Any) -> LPRows:
+        """Linear rows that every point of the domain satisfies, on the coordinates ``columns``.
+
+        The bounding stages that solve LPs and MILPs model only the inputs in a neuron's cone
+        of influence; ``columns`` are those coordinates (sorted, distinct). The rows returned,
+        with some values of their auxiliary variables, must hold for the restriction to
+        ``columns`` of every point of the domain: a relaxation of the domain's projection
+        (the projection itself is tightest). Fewer rows are always sound; the default is none
+        (the bounding box alone, set as variable bounds). A subclass that adds rows overrides
+        :meth:`lp_size` too.
+
+        Parameters
+        ----------
+        columns : array_like of int
+
+        Returns
+        -------
+        LPRows
+
+        Examples
+        --------
+        >>> rows = L1Ball([0.5, 0.5, 0.5], 0.2).lp_rows([0, 2])
+        >>> rows.n_aux, rows.n_rows, rows.sense.tolist()
+        (2, 5, ['>', '>', '>', '>', '<'])
+        >>> Box([0.0, 0.0], [1.0, 1.0]).lp_rows([0, 1]).n_rows
+        0
+        """
+        return LPRows.empty(np.asarray(columns).size)
+
+    def lp_size(self) -> LPSize:
+        """Per-coordinate upper bounds on the size of :meth:`lp_rows` (for licence checks)."""
+        return LPSize(np.zeros(self.n), np.zeros(self.n))
 
     # ---- bounds
 
@@ -677,6 +787,34 @@ class L1Ball(_Ball):
             record.constrs.append(
                 model.addLConstr(budget, gp.GRB.LESS_EQUAL, r - constant, name="l1_budget")
             )
+
+    # ---- LP rows
+
+    def lp_rows(self, columns: Any) -> LPRows:
+        """``d_i >= |x_i - c_i|`` for ``i`` in ``columns`` and ``sum(d) <= radius``.
+
+        The projection of the ball (intersected with a box that contains its centre) on any
+        set of coordinates is exactly this: the other coordinates can stay at the centre.
+        """
+        columns = np.asarray(columns, dtype=np.int64).reshape(-1)
+        n = columns.size
+        if n == 0:
+            return LPRows.empty(0)
+        centre = self._center[columns]
+        k = np.arange(n)
+        x, d = k, n + k  # local columns: the inputs first, then the auxiliaries
+        rows = np.concatenate([k, k, n + k, n + k, np.full(n, 2 * n)])
+        cols = np.concatenate([d, x, d, x, d])
+        vals = np.concatenate([np.ones(n), -np.ones(n), np.ones(n), np.ones(n), np.ones(n)])
+        matrix = sp.csr_array((vals, (rows, cols)), shape=(2 * n + 1, 2 * n))
+        # d - x >= -c ; d + x >= c ; sum d <= r
+        sense = np.array([">"] * (2 * n) + ["<"])
+        rhs = np.concatenate([-centre, centre, [self.radius]])
+        return LPRows(matrix, sense, rhs, np.zeros(n), np.full(n, self.radius))
+
+    def lp_size(self) -> LPSize:
+        """One auxiliary variable and two rows per coordinate, and the budget row."""
+        return LPSize(np.ones(self.n), np.full(self.n, 2.0), 0, 1)
 
     # ---- bounds
 

@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from gurobi_sparse_surrogate import Box, LinfBall, add_sparse_predictor_constr, prune_network
+from gurobi_sparse_surrogate import (
+    Box,
+    InvalidOptionError,
+    LinfBall,
+    add_sparse_predictor_constr,
+    prune_network,
+)
 from gurobi_sparse_surrogate.bounds.cache import BOUNDS_CACHE, BoundsCache, cached_compute_bounds
 from gurobi_sparse_surrogate.network import extract_layers
 
@@ -136,12 +142,14 @@ def test_lru_bound_disable_and_clear():
     assert len(cache) == 0 and cache.hits == 0
 
 
-def test_unhashable_option_is_not_cached():
+def test_unknown_option_fails_before_the_cache_and_is_not_cached():
+    # Options are validated: an unknown (or unhashable) one is an error, never a silent miss.
     cache = BoundsCache()
     net = _net()
-    _compute(cache, net, method="interval", hook=lambda: None)
-    _compute(cache, net, method="interval", hook=lambda: None)
-    assert len(cache) == 0 and cache.hits == 0
+    for _ in range(2):
+        with pytest.raises(InvalidOptionError, match="'hook'"):
+            _compute(cache, net, method="interval", hook=lambda: None)
+    assert len(cache) == 0 and cache.hits == 0 and cache.misses == 0
 
 
 def test_predictor_reuses_bounds_across_models_and_still_exact():

@@ -128,8 +128,8 @@ def test_cone_too_large_for_the_licence_keeps_linear_bounds_with_a_note():
     rng = np.random.default_rng(0)
     centre = rng.random(1995)
     lower, upper = np.clip(centre - 0.05, 0, 1), np.clip(centre + 0.05, 0, 1)
-    notes: list = []
-    lp = compute_bounds(layers, lower, upper, "lp", notes=notes)
+    lp = compute_bounds(layers, lower, upper, "lp")
+    notes = lp.notes
     lin = compute_bounds(layers, lower, upper, "linear")
     fallbacks = [n for n in notes if n["kind"] == "fallback" and n["layer"] == 1]
     assert fallbacks and "too large" in fallbacks[0]["reason"] and "2000" in fallbacks[0]["reason"]
@@ -140,8 +140,8 @@ def test_cone_too_large_for_the_licence_keeps_linear_bounds_with_a_note():
 def test_small_size_limit_falls_back_and_is_still_sound():
     layers = extract_layers(random_network(5, 4, (8, 8), 2))
     lower, upper = np.zeros(4), np.ones(4)
-    notes: list = []
-    small = compute_bounds(layers, lower, upper, "lp", max_variables=10, notes=notes)
+    small = compute_bounds(layers, lower, upper, "lp", max_variables=10)
+    notes = small.notes
     lin = compute_bounds(layers, lower, upper, "linear")
     assert any(n["kind"] == "fallback" for n in notes)
     for a, b in zip(small.upper, lin.upper, strict=True):
@@ -151,10 +151,8 @@ def test_small_size_limit_falls_back_and_is_still_sound():
 def test_zero_time_budget_auto_equals_linear_and_says_why():
     layers = extract_layers(random_network(6, 4, (8, 8, 8), 2))
     lower, upper = np.zeros(4), np.ones(4) * 2
-    notes: list = []
-    auto = compute_bounds(
-        layers, lower, upper, "auto", time_budget=0.0, notes=notes, auto_min_unstable=0
-    )
+    auto = compute_bounds(layers, lower, upper, "auto", time_budget=0.0, auto_min_unstable=0)
+    notes = auto.notes
     lin = compute_bounds(layers, lower, upper, "linear")
     for a, b in zip(auto.lower + auto.upper, lin.lower + lin.upper, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -178,8 +176,8 @@ def test_points_that_decide_every_neuron_skip_every_solve():
     lower, upper = np.zeros(3), np.ones(3)
     rng = np.random.default_rng(1)
     points = box_points(rng, lower, upper, 500)
-    notes: list = []
-    with_points = compute_bounds(layers, lower, upper, "lp", points=points, notes=notes)
+    with_points = compute_bounds(layers, lower, upper, "lp", points=points)
+    notes = with_points.notes
     summary = [n for n in notes if n["kind"] == "summary" and n["stage"] == "lp"]
     z = layers_forward(layers, points)[1]
     truly_unstable = (z < 0).any(axis=0) & (z > 0).any(axis=0)
@@ -263,7 +261,6 @@ def test_mnist_784_256x4_linf_003_fits_the_licence_with_auto_but_not_with_interv
 def test_auto_abandons_a_layer_that_stabilises_nothing_and_stays_sound(
     seed, n_in, hidden, density, masks
 ):
-    notes: list = []
     _, _, _, bounds = check_method_on_box(
         "auto",
         seed,
@@ -274,8 +271,8 @@ def test_auto_abandons_a_layer_that_stabilises_nothing_and_stays_sound(
         n_points=300,
         auto_min_unstable=0,
         abandon_after=1,
-        notes=notes,
     )
+    notes = bounds.notes
     summaries = {(n["stage"], n["layer"]): n for n in notes if n["kind"] == "summary"}
     for note in notes:
         if "no neuron became stable" in note.get("reason", ""):

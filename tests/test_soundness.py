@@ -26,7 +26,7 @@ from gurobi_sparse_surrogate.network.extraction import extract_layers, layers_fo
 
 #: every registered method, plus ``auto`` with each of its stages forced to run
 METHOD_CASES = [(name, {}) for name in sorted(METHODS)] + [
-    ("auto", {"auto_min_unstable": 0, "skip_decided": False, "abandon_after": None}),
+    ("auto", {"auto_min_unstable": 0, "skip_decided": False, "abandon_after": 0}),
 ]
 KINDS = ("scaled", "random", "masked", "pruned", "trained")
 ROUNDING = 1e-9

@@ -19,6 +19,7 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
+from ..bounds.options import BoundOptions
 from ..domains import Domain
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..surrogate.swap import SurrogateSwap, optimize_judging, proven_bound
@@ -88,26 +89,27 @@ def build_input_model(
 
 def default_bound_options(
     bounds: Any,
-    bound_options: dict | None,
+    bound_options: dict | BoundOptions | None,
     time_limit: float,
     domain: Domain,
     known: list[np.ndarray | None],
     seed: int,
-) -> dict:
-    """Bounding options for an application call.
+) -> BoundOptions:
+    """Bounding options for an application call (validated; unknown keys fail).
 
     ``"auto"`` gets a tenth of the time limit (at most 5 s). The LP and MILP stages skip the
     solves that known inputs already decide: the caller's points (``x0``, the attack's) and a
     seeded sample of the domain, which cost a forward pass each.
     """
-    options = dict(bound_options or {})
-    if bounds == "auto":
-        options.setdefault("time_budget", min(5.0, 0.1 * time_limit))
-    if "points" not in options:
+    options = BoundOptions.from_value(bound_options)
+    changes: dict[str, Any] = {}
+    if bounds == "auto" and options.time_budget is None:
+        changes["time_budget"] = min(5.0, 0.1 * time_limit)
+    if options.points is None:
         points = [np.atleast_2d(p) for p in known if p is not None]
         points.append(domain.sample(64, np.random.default_rng(seed)))
-        options["points"] = np.vstack(points)
-    return options
+        changes["points"] = np.vstack(points)
+    return options.replace(**changes)
 
 
 @dataclass

@@ -9,9 +9,10 @@ rebuilds, the benchmark's methods) then costs a hash instead of a bounding pass.
 The key is a digest of the float64 arrays themselves (weights with prune masks applied, as
 :func:`~gurobi_sparse_surrogate.network.extract_layers` returns them, biases, activations,
 input bounds, the domain's parameters) plus the method and every option, so changed weights,
-changed input bounds, a pruned copy or another network with the same shapes all miss. Options
-whose value cannot be hashed (a callable, say) disable caching for that call. Entries are
-copied in and out: a caller that mutates the bounds it was given never changes the cache.
+changed input bounds, a pruned copy or another network with the same shapes all miss. The
+options are validated (:class:`~gurobi_sparse_surrogate.bounds.BoundOptions`) before the
+cache is consulted, so a misspelled option fails here as it does without the cache. Entries
+are copied in and out: a caller that mutates the bounds it was given never changes the cache.
 
 The module-level :data:`BOUNDS_CACHE` is what
 :func:`~gurobi_sparse_surrogate.add_sparse_predictor_constr` uses (``bound_cache=False``
@@ -28,20 +29,18 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..network.extraction import Layer
+from .options import BoundOptions
 from .problem import NetworkBounds, compute_bounds
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BOUNDS_CACHE", "BoundsCache", "bounds_key", "cached_compute_bounds"]
-
-#: Options that carry output (or bookkeeping) rather than input of a bounding pass.
-_OUTPUT_OPTIONS = frozenset({"notes", "verbose"})
 
 
 class _Unhashable(Exception):
@@ -124,9 +123,10 @@ def bounds_key(
     input_upper: np.ndarray,
     method: str,
     domain: Any = None,
-    options: dict | None = None,
+    options: BoundOptions | Mapping[str, Any] | None = None,
 ) -> str | None:
-    """The cache key of a bounding pass, or None when an option cannot be hashed."""
+    """The cache key of a bounding pass, or None when a part of it cannot be hashed."""
+    explicit = BoundOptions.from_value(options).explicit()
     digest = hashlib.blake2b(digest_size=20)
     digest.update(layers_fingerprint(layers).encode())
     try:
@@ -134,20 +134,14 @@ def bounds_key(
         _feed(digest, np.asarray(input_upper, dtype=np.float64))
         _feed(digest, method)
         _feed(digest, domain)
-        _feed(digest, {k: v for k, v in (options or {}).items() if k not in _OUTPUT_OPTIONS})
+        _feed(digest, explicit)
     except _Unhashable:
         return None
     return digest.hexdigest()
 
 
 def _copy_bounds(bounds: NetworkBounds) -> NetworkBounds:
-    return NetworkBounds(
-        [a.copy() for a in bounds.lower],
-        [a.copy() for a in bounds.upper],
-        bounds.method,
-        copy.deepcopy(bounds.report),
-        copy.deepcopy(bounds.notes),
-    )
+    return copy.deepcopy(bounds)
 
 
 class BoundsCache:
@@ -222,33 +216,36 @@ class BoundsCache:
         input_upper: np.ndarray,
         method: str = "interval",
         domain: Any = None,
-        **options: Any,
+        verbose: bool = False,
+        *,
+        options: BoundOptions | Mapping[str, Any] | None = None,
+        **option_values: Any,
     ) -> NetworkBounds:
         """:func:`~gurobi_sparse_surrogate.bounds.compute_bounds`, answered from the cache
         when the same pass was computed before.
 
-        A hit returns a copy whose report rows have ``seconds`` 0 (nothing was computed) and
-        ``cached`` True, with a note ``{"kind": "cache", "saved_seconds": ...}``; a caller's
-        ``notes`` list receives the cached notes too.
+        A hit returns a copy with ``cache_hit`` True: its ``seconds`` and report rows' seconds
+        are 0 (nothing was computed, ``saved_seconds`` says what it saved), and its notes end
+        with ``{"kind": "cache", "reason": "hit", "saved_seconds": ...}``.
         """
+        settings = BoundOptions.from_value(options, **option_values)
         key = None
         if self.enabled:
-            key = bounds_key(layers, input_lower, input_upper, method, domain, options)
+            key = bounds_key(layers, input_lower, input_upper, method, domain, settings)
         if key is not None:
             found = self.get(key)
             if found is not None:
                 self.hits += 1
-                saved = found.seconds
-                for row in found.report:
-                    row["seconds"] = 0.0
-                    row["cached"] = True
-                found.notes.append({"kind": "cache", "reason": "hit", "saved_seconds": saved})
-                logger.info("bounds %s: reused from the cache (%.3f s saved)", method, saved)
-                if isinstance(options.get("notes"), list):
-                    options["notes"].extend(found.notes)
+                found.saved_seconds = found.seconds
+                found.cache_hit = True
+                logger.info(
+                    "bounds %s: reused from the cache (%.3f s saved)", method, found.saved_seconds
+                )
                 return found
             self.misses += 1
-        bounds = compute_bounds(layers, input_lower, input_upper, method, domain, **options)
+        bounds = compute_bounds(
+            layers, input_lower, input_upper, method, domain, verbose, options=settings
+        )
         if key is not None:
             self.put(key, bounds)
         return bounds
@@ -264,9 +261,11 @@ def cached_compute_bounds(
     input_upper: np.ndarray,
     method: str = "interval",
     domain: Any = None,
+    verbose: bool = False,
     *,
     cache: bool | BoundsCache = True,
-    **options: Any,
+    options: BoundOptions | Mapping[str, Any] | None = None,
+    **option_values: Any,
 ) -> NetworkBounds:
     """:func:`~gurobi_sparse_surrogate.bounds.compute_bounds` through a cache.
 
@@ -277,8 +276,26 @@ def cached_compute_bounds(
         cache of your own.
     """
     if cache is False:
-        return compute_bounds(layers, input_lower, input_upper, method, domain, **options)
+        return compute_bounds(
+            layers,
+            input_lower,
+            input_upper,
+            method,
+            domain,
+            verbose,
+            options=options,
+            **option_values,
+        )
     store = BOUNDS_CACHE if cache is True else cache
     if not isinstance(store, BoundsCache):
         raise TypeError(f"cache must be a bool or a BoundsCache, got {type(cache).__name__}")
-    return store.compute(layers, input_lower, input_upper, method, domain, **options)
+    return store.compute(
+        layers,
+        input_lower,
+        input_upper,
+        method,
+        domain,
+        verbose,
+        options=options,
+        **option_values,
+    )

@@ -13,7 +13,8 @@ substituting the relaxations and the affine maps backwards turns it into a linea
 function of the input domain) bound the neuron. All steps are ``scipy.sparse`` products and
 diagonal scalings, so the cost follows the nonzeros. No solver is involved.
 
-Importing this module registers the bounding method ``"linear"``.
+The method ``"linear"`` (interval, then this stage) is declared in
+:mod:`gurobi_sparse_surrogate.bounds.recipes`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .problem import BoundingProblem, IntervalStage, register_method
+from .problem import BoundingProblem
 
 __all__ = ["LinearStage", "back_substitute", "relu_relaxation", "concretize_box"]
 
@@ -219,6 +220,3 @@ def _domain_maximum(domain, coef: sp.csr_array, const: np.ndarray) -> np.ndarray
     finite = np.isfinite(const)
     _, d_hi = domain.first_layer_bounds(sp.csr_array(coef), np.where(finite, const, 0.0))
     return np.where(finite, np.asarray(d_hi, dtype=np.float64).reshape(-1), np.inf)
-
-
-register_method("linear", (IntervalStage(), LinearStage()))

@@ -1,10 +1,11 @@
-"""Optimisation-based bounds: LP and MILP on each neuron's cone of influence, and ``"auto"``.
+"""Optimisation-based bounds: LP and MILP on each neuron's cone of influence.
 
 For a neuron of layer ``i`` that is still unstable, the LP stage minimises and maximises its
 pre-activation over a relaxation of the network restricted to its *cone of influence*: the
 inputs and earlier neurons with a nonzero path to it (stable-inactive neurons cut paths, so a
 pruned network has small cones). Unstable ReLUs of the cone get the triangle relaxation from
-their already proven bounds; the MILP stage uses a binary and big-M constraints instead.
+their already proven bounds; the MILP stage uses a binary and big-M constraints instead. The
+input domain adds its own rows (:meth:`~gurobi_sparse_surrogate.domains.Domain.lp_rows`).
 
 Soundness:
 
@@ -21,59 +22,27 @@ Soundness:
   the values the objective reads. The solver cannot be trusted where its tolerances are small
   against the numbers: a cone model whose coefficient range exceeds
   ``milp_max_coefficient_range`` (1e9) or whose bounds exceed ``milp_max_magnitude`` (1e7)
-  is not solved, and the stage stops for that layer with a ``"refused"`` note. Every LP and
+  is not solved, and the stage stops for that layer (a ``"refused"`` record). Every LP and
   MILP bound must also keep the values the neuron takes at known feasible inputs (the known
   points and the solves' own points) and must not cross the neuron's other proven bound;
-  a bound that fails this check is discarded and the stage stops for the layer, with a note.
+  a bound that fails this check is discarded and the stage stops for the layer, likewise.
   A solve that does not end OPTIMAL (or, for the MILP, with a bound) changes nothing.
 
 Cost control: neurons already stable are skipped, and so is every solve whose result cannot
-change stability because a known feasible input already puts the neuron on both sides of
-zero (user points in ``options["points"]``, the input box centre, and the inputs of earlier
-solves, evaluated with a forward pass). One persistent, single-threaded Gurobi model per layer
-and sample (split into groups of neurons whose cones fit the licence) is re-optimised with
-a new objective, so the simplex warm-starts.
-
-Options read from :attr:`BoundingProblem.options` (``compute_bounds(..., **options)``):
-
-``time_budget`` : float or None
-    Seconds for the whole bounding pass (``"auto"``: 5 by default; ``"lp"`` and ``"milp"``:
-    no limit), counted from the start of the pass; each ReLU layer may use an equal share of
-    what is left when its solves start. When spent, remaining neurons keep their linear bounds
-    (the linear relaxation itself always runs). ``"milp"`` runs a complete ``"lp"`` pass first
-    (to be at least as tight), which gets the same budget.
-``milp_time_limit`` : float
-    Seconds per MILP solve (default 1).
-``milp_max_binaries`` : int
-    Largest number of unstable ReLUs in a cone for which a MILP is built (``"milp"``: 60,
-    ``"auto"``: 20).
-``milp_max_coefficient_range``, ``milp_max_magnitude`` : float
-    Where the MILP stage refuses to solve (see Soundness; defaults 1e9 and 1e7).
-``max_variables``, ``max_constraints`` : int
-    Size limit of each model (default 2000, the size-limited licence). Neurons whose cone
-    exceeds it keep their earlier bounds.
-``skip_decided`` : bool
-    Skip solves that cannot change stability (default True). Set False to tighten the bounds
-    of truly unstable neurons too (smaller big-M, more solves).
-``abandon_after`` : int or None
-    Stop a layer's LP (MILP) solves when the first this many made no neuron stable: the rest
-    would likely only shrink big-M constants (``"auto"``: 16 LP and 8 MILP solves; ``"lp"`` and
-    ``"milp"``: never).
-``auto_min_unstable`` : int
-    ``"auto"`` only: run the LP and MILP stages only when the linear bounds leave at least
-    this many unstable neurons (default 32); below it the main MILP is small anyway.
-``points`` : array_like
-    Known inputs, ``(p, n_in)``; those inside a sample's input box seed the skip test.
-``notes`` : list
-    Entries (dicts with ``stage``, ``layer``, ``sample``, ``neurons``, ``reason``) are appended
-    here for every neuron group left with its earlier bounds and why. Pass your own list to
-    read them after :func:`~gurobi_sparse_surrogate.bounds.compute_bounds` returns.
-
-Importing this module registers the methods ``"lp"``, ``"milp"`` and ``"auto"``.
+change stability because a known feasible input already puts the neuron on that side of zero
+(the ``points`` option, the domain's centre, and the inputs of earlier solves, evaluated with
+a forward pass). One persistent, single-threaded Gurobi model per group of neurons (groups
+whose cones fit the licence) is re-optimised with a new objective, so the simplex
+warm-starts. The settings (time budget, size limits, ...) are the fields of
+:class:`~gurobi_sparse_surrogate.bounds.BoundOptions`; what each stage did on each layer is
+in its :class:`~gurobi_sparse_surrogate.bounds.records.StageRecord`. The methods built from
+these stages (``"lp"``, ``"milp"``, ``"auto"``) are declared in
+:mod:`gurobi_sparse_surrogate.bounds.recipes`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -82,23 +51,17 @@ import numpy as np
 import scipy.sparse as sp
 from gurobipy import GRB
 
-from ..domains import L1Ball
-from ..license import SIZE_LIMITED_MAX_CONSTRAINTS, SIZE_LIMITED_MAX_VARIABLES
 from ..network.extraction import layers_forward
-from .linear import LinearStage
-from .problem import BoundingProblem, IntervalStage, compute_bounds, register_method
+from .problem import BoundingProblem
+from .records import StageRecord
 
-__all__ = ["LPStage", "MILPStage", "MethodPassStage", "cones_of_influence", "safe_lagrangian_bound"]
+__all__ = ["LPStage", "MILPStage", "cones_of_influence", "safe_lagrangian_bound"]
 
 _FEAS_TOL = 1e-9
 _OBJ_PAD = 1e-6
 #: Relative accuracy assumed of a MILP's ``ObjBound`` against the magnitudes in its objective
 #: (``sum |w| max(|l|, |u|)``): a thousand times the tolerances the cone models are solved with.
 _MILP_REL_PAD = 1e-6
-#: Defaults of the options ``milp_max_coefficient_range`` and ``milp_max_magnitude``: beyond
-#: them the MILP's proven bound cannot be trusted to the tolerances, and the stage is refused.
-MILP_MAX_COEFFICIENT_RANGE = 1e9
-MILP_MAX_MAGNITUDE = 1e7
 
 
 def cones_of_influence(problem: BoundingProblem, index: int, sample: int) -> sp.csr_array:
@@ -192,185 +155,242 @@ def safe_lagrangian_bound(
     return value
 
 
-@dataclass
-class _PassState:
-    """Per bounding pass: start time, feasible points per sample."""
-
-    start: float
-    points: dict[int, np.ndarray] = field(default_factory=dict)
-    deadlines: dict[int, float] = field(default_factory=dict)
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+# --------------------------------------------------------------------------- known points
 
 
-def _state(problem: BoundingProblem) -> _PassState:
-    state = problem.options.get("_optimization_state")
-    if state is None:
-        state = _PassState(time.perf_counter())
-        problem.options["_optimization_state"] = state
-    return state
-
-
-def _note(problem: BoundingProblem, kind: str = "fallback", **entry) -> None:
-    problem.options.setdefault("notes", []).append({"kind": kind, **entry})
-
-
-def _reference_point(problem: BoundingProblem, sample: int) -> np.ndarray:
-    """A feasible input: the domain centre if there is one, else the box centre (clipped)."""
-    lo, hi = problem.input_lower[sample], problem.input_upper[sample]
-    centre = getattr(problem.domain, "center", None)
-    if centre is not None:
-        point = np.asarray(centre, dtype=np.float64).reshape(-1)
-    else:
-        point = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2, 0.0)
-    return np.clip(point, lo, hi)
+def _reference_point(problem: BoundingProblem, sample: int) -> np.ndarray | None:
+    """A feasible input: the domain's centre (if it lies in the domain), else the box centre."""
+    lo, hi = _domain_box(problem, sample)
+    domain = problem.domain
+    if domain is None:
+        return np.clip(np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2, 0.0), lo, hi)
+    point = np.clip(np.asarray(domain.center, dtype=np.float64).reshape(-1), lo, hi)
+    return point if domain.contains(point) else None
 
 
 def _sample_points(problem: BoundingProblem, sample: int) -> np.ndarray:
-    state = _state(problem)
-    if sample not in state.points:
-        pts = [_reference_point(problem, sample)[None, :]]
-        given = problem.options.get("points")
+    """Known feasible inputs of ``sample``: the reference point and the given points inside."""
+    known = problem.state.points
+    if sample not in known:
+        reference = _reference_point(problem, sample)
+        pts = [np.zeros((0, problem.layers[0].n_in))]
+        if reference is not None:
+            pts.append(reference[None, :])
+        given = problem.options.points
         if given is not None:
-            given = np.atleast_2d(np.asarray(given, dtype=np.float64))
-            if given.shape[1] == problem.layers[0].n_in:
-                lo, hi = problem.input_lower[sample], problem.input_upper[sample]
-                inside = np.all((given >= lo) & (given <= hi), axis=1)
-                if problem.domain is not None and hasattr(problem.domain, "contains"):
-                    inside &= np.asarray(problem.domain.contains(given), dtype=bool).reshape(-1)
-                pts.append(given[inside])
-        state.points[sample] = np.vstack(pts)
-    return state.points[sample]
+            lo, hi = problem.input_lower[sample], problem.input_upper[sample]
+            inside = np.all((given >= lo) & (given <= hi), axis=1)
+            if problem.domain is not None:
+                inside &= np.asarray(problem.domain.contains(given), dtype=bool).reshape(-1)
+            pts.append(given[inside])
+        known[sample] = np.vstack(pts)
+    return known[sample]
+
+
+def _domain_box(problem: BoundingProblem, sample: int) -> tuple[np.ndarray, np.ndarray]:
+    """The input box intersected with the domain's bounding box."""
+    lo = problem.input_lower[sample].copy()
+    hi = problem.input_upper[sample].copy()
+    if problem.domain is not None:
+        lo = np.maximum(lo, problem.domain.lower)
+        hi = np.minimum(hi, problem.domain.upper)
+    return lo, np.maximum(hi, lo)
+
+
+# --------------------------------------------------------------------------- the cone model
+
+
+@dataclass
+class _Builder:
+    """Columns and rows of a model, accumulated as arrays (rows as COO triplets)."""
+
+    lb: list = field(default_factory=list)
+    ub: list = field(default_factory=list)
+    vtype: list = field(default_factory=list)
+    sense: list = field(default_factory=list)
+    rhs: list = field(default_factory=list)
+    triplets: list = field(default_factory=list)
+    n_cols: int = 0
+    n_rows: int = 0
+
+    def cols(self, lower: np.ndarray, upper: np.ndarray, kind: str = "C") -> np.ndarray:
+        """Add columns; returns their indices."""
+        self.lb.append(lower)
+        self.ub.append(upper)
+        self.vtype.append(np.full(lower.size, kind))
+        idx = np.arange(self.n_cols, self.n_cols + lower.size)
+        self.n_cols += lower.size
+        return idx
+
+    def rows(self, r, c, v, sense, rhs) -> None:
+        """Add ``rhs.size`` rows given by triplets (``r`` counts from 0 for the first new row)."""
+        rhs = np.asarray(rhs, dtype=np.float64)
+        self.triplets.append((r + self.n_rows, c, v))
+        self.sense.append(np.broadcast_to(sense, rhs.shape))
+        self.rhs.append(rhs)
+        self.n_rows += rhs.size
+
+    def terms(self, columns: list, coefs: list, sense: str, rhs) -> None:
+        """Add rows ``sum_i coefs[i][k] * x[columns[i][k]] (sense) rhs[k]``, one per ``k``."""
+        n = columns[0].size
+        k = np.arange(n)
+        self.rows(
+            np.tile(k, len(columns)),
+            np.concatenate(columns),
+            np.concatenate([np.broadcast_to(np.asarray(c, dtype=np.float64), n) for c in coefs]),
+            sense,
+            np.broadcast_to(np.asarray(rhs, dtype=np.float64), n),
+        )
+
+    def arrays(self):
+        """``A, lb, ub, sense, rhs, vtype`` of everything added."""
+        r, c, v = (
+            (np.concatenate([t[i] for t in self.triplets]) for i in range(3))
+            if self.triplets
+            else (np.array([], int), np.array([], int), np.array([]))
+        )
+        A = sp.csr_array((v, (r, c)), shape=(self.n_rows, self.n_cols))
+        sense = np.concatenate(self.sense) if self.sense else np.array([], dtype="<U1")
+        rhs = np.concatenate(self.rhs) if self.rhs else np.array([])
+        return (
+            A,
+            np.concatenate(self.lb),
+            np.concatenate(self.ub),
+            sense,
+            rhs,
+            np.concatenate(self.vtype),
+        )
+
+
+def _add_layer(builder, layer, lo, hi, idx, prev_idx, prev_cols, integral) -> np.ndarray:
+    """Neurons ``idx`` of ``layer`` (``z = W h_prev + b``, then the ReLU); their output columns."""
+    z_cols = builder.cols(lo.copy(), hi.copy())
+    w = sp.coo_array(layer.weight[idx][:, prev_idx])
+    builder.rows(
+        np.concatenate([np.arange(idx.size), w.row]),
+        np.concatenate([z_cols, prev_cols[w.col]]),
+        np.concatenate([np.ones(idx.size), -w.data]),
+        "=",
+        layer.bias[idx],
+    )
+    if not layer.relu:
+        return z_cols
+    return _add_relu(builder, z_cols, lo, hi, integral)
+
+
+def _add_relu(builder, z_cols, lo, hi, integral) -> np.ndarray:
+    """``h = max(z, 0)`` relaxed: stable active ``h = z``, unstable a new ``h`` column with
+    ``h >= z`` and the chord (LP) or a binary and big-M rows (MILP, finite bounds)."""
+    ui = np.flatnonzero((lo < 0) & (hi > 0))
+    h = builder.cols(np.zeros(ui.size), np.maximum(hi[ui], 0.0))
+    h_cols = z_cols.copy()
+    h_cols[ui] = h
+    z, lu, uu = z_cols[ui], lo[ui], hi[ui]
+    builder.terms([h, z], [1.0, -1.0], ">", 0.0)  # h >= z
+    finite = np.isfinite(lu) & np.isfinite(uu)
+    triangle = np.arange(ui.size)
+    if integral:
+        fb = np.flatnonzero(finite)
+        a = builder.cols(np.zeros(fb.size), np.ones(fb.size), "B")
+        builder.terms([h[fb], z[fb], a], [1.0, -1.0, -lu[fb]], "<", -lu[fb])  # h-z-l a <= -l
+        builder.terms([h[fb], a], [1.0, -uu[fb]], "<", 0.0)  # h - u a <= 0
+        triangle = np.flatnonzero(~finite)
+    tf = triangle[finite[triangle]]
+    slope = uu[tf] / (uu[tf] - lu[tf])
+    # h - s z <= -s l  (chord); with l = -inf, h <= u is the variable bound.
+    builder.terms([h[tf], z[tf]], [1.0, -slope], "<", -slope * lu[tf])
+    ti = triangle[np.isfinite(lu[triangle]) & ~np.isfinite(uu[triangle])]
+    builder.terms([h[ti], z[ti]], [1.0, -1.0], "<", -lu[ti])  # h - z <= -l
+    return h_cols
+
+
+def _add_domain_rows(builder, domain, input_idx: np.ndarray) -> None:
+    """The domain's own rows on the cone's inputs (the first columns of the model)."""
+    if domain is None or input_idx.size == 0:
+        return
+    rows = domain.lp_rows(input_idx)
+    if rows.n_rows == 0 and rows.n_aux == 0:
+        return
+    aux = builder.cols(
+        np.asarray(rows.aux_lower, dtype=np.float64), np.asarray(rows.aux_upper, dtype=np.float64)
+    )
+    local = np.concatenate([np.arange(input_idx.size), aux])
+    matrix = sp.coo_array(rows.matrix)
+    builder.rows(matrix.row, local[matrix.col], matrix.data, np.asarray(rows.sense), rows.rhs)
 
 
 class _ConeModel:
-    """A Gurobi model of the relaxed network restricted to a set of cone nodes."""
+    """A Gurobi model of the relaxed network restricted to a set of cone nodes.
+
+    Columns: the cone's inputs first, then per layer its cone neurons' pre-activations ``z``
+    and ReLU outputs ``h`` (and binaries), then the domain's auxiliary variables.
+    """
 
     def __init__(self, problem, index, sample, nodes, offsets, integral, env):
-        self.problem, self.index, self.sample = problem, index, sample
         layers = problem.layers
-        n_in = layers[0].n_in
+        builder = _Builder()
+        self.input_idx = np.flatnonzero(nodes[: layers[0].n_in])
         in_lo, in_hi = _domain_box(problem, sample)
-        # Column layout: x (cone inputs), z (cone neurons), h (unstable cone neurons), a, d.
-        lb, ub, vtype = [], [], []
-        sense, rhs = [], []
-        self.input_idx = np.flatnonzero(nodes[:n_in])
-        n_cols = 0
-
-        def add_cols(lo, hi, kind="C"):
-            nonlocal n_cols
-            lb.append(lo)
-            ub.append(hi)
-            vtype.append(np.full(lo.size, kind))
-            idx = np.arange(n_cols, n_cols + lo.size)
-            n_cols += lo.size
-            return idx
-
-        out_cols = add_cols(in_lo[self.input_idx], in_hi[self.input_idx])  # cols of h_{-1}
-        self.rows_A: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        n_rows = 0
-
-        def add_rows(r, c, v, s, b):
-            nonlocal n_rows
-            self.rows_A.append((r + n_rows, c, v))
-            sense.append(s)
-            rhs.append(b)
-            n_rows += b.size
-
         prev_idx = self.input_idx
-        prev_cols = out_cols
+        prev_cols = builder.cols(in_lo[prev_idx], in_hi[prev_idx])
         for j in range(index):
-            layer = layers[j]
             idx = np.flatnonzero(nodes[offsets[j] : offsets[j + 1]])
             lo, hi = problem.lower[j][sample][idx], problem.upper[j][sample][idx]
-            z_cols = add_cols(lo.copy(), hi.copy())
-            # z - W h_prev = b
-            w = sp.coo_array(layer.weight[idx][:, prev_idx])
-            r = np.concatenate([np.arange(idx.size), w.row])
-            c = np.concatenate([z_cols, prev_cols[w.col]])
-            v = np.concatenate([np.ones(idx.size), -w.data])
-            add_rows(r, c, v, np.full(idx.size, "="), layer.bias[idx])
-            h_cols = z_cols
-            if layer.relu:
-                unstable = (lo < 0) & (hi > 0)
-                ui = np.flatnonzero(unstable)
-                # stable active: h = z (z >= l >= 0 already); unstable: a new h variable.
-                h_new = add_cols(np.zeros(ui.size), np.maximum(hi[ui], 0.0))
-                h_cols = z_cols.copy()
-                h_cols[ui] = h_new
-                lu, uu = lo[ui], hi[ui]
-                k = np.arange(ui.size)
-                # h >= z
-                add_rows(
-                    np.concatenate([k, k]),
-                    np.concatenate([h_new, z_cols[ui]]),
-                    np.concatenate([np.ones(ui.size), -np.ones(ui.size)]),
-                    np.full(ui.size, ">"),
-                    np.zeros(ui.size),
-                )
-                finite = np.isfinite(lu) & np.isfinite(uu)
-                if integral:
-                    fb = np.flatnonzero(finite)
-                    a_cols = add_cols(np.zeros(fb.size), np.ones(fb.size), "B")
-                    kb = np.arange(fb.size)
-                    # h - z - l a <= -l  and  h - u a <= 0
-                    add_rows(
-                        np.concatenate([kb, kb, kb]),
-                        np.concatenate([h_new[fb], z_cols[ui][fb], a_cols]),
-                        np.concatenate([np.ones(fb.size), -np.ones(fb.size), -lu[fb]]),
-                        np.full(fb.size, "<"),
-                        -lu[fb],
-                    )
-                    add_rows(
-                        np.concatenate([kb, kb]),
-                        np.concatenate([h_new[fb], a_cols]),
-                        np.concatenate([np.ones(fb.size), -uu[fb]]),
-                        np.full(fb.size, "<"),
-                        np.zeros(fb.size),
-                    )
-                    tri = np.flatnonzero(~finite)
-                else:
-                    tri = np.arange(ui.size)
-                tf = tri[finite[tri]]
-                slope = uu[tf] / (uu[tf] - lu[tf])
-                kt = np.arange(tf.size)
-                # h - s z <= -s l  (chord); with l = -inf, h <= u is the variable bound.
-                add_rows(
-                    np.concatenate([kt, kt]),
-                    np.concatenate([h_new[tf], z_cols[ui][tf]]),
-                    np.concatenate([np.ones(tf.size), -slope]),
-                    np.full(tf.size, "<"),
-                    -slope * lu[tf],
-                )
-                ti = tri[np.isfinite(lu[tri]) & ~np.isfinite(uu[tri])]
-                ki = np.arange(ti.size)
-                add_rows(  # h - z <= -l
-                    np.concatenate([ki, ki]),
-                    np.concatenate([h_new[ti], z_cols[ui][ti]]),
-                    np.concatenate([np.ones(ti.size), -np.ones(ti.size)]),
-                    np.full(ti.size, "<"),
-                    -lu[ti],
-                )
-            prev_idx, prev_cols = idx, h_cols
-        self._add_domain_rows(problem, add_cols, add_rows)
+            prev_cols = _add_layer(builder, layers[j], lo, hi, idx, prev_idx, prev_cols, integral)
+            prev_idx = idx
+        _add_domain_rows(builder, problem.domain, self.input_idx)
         self.prev_idx, self.prev_cols = prev_idx, prev_cols
-        self.lb = np.concatenate(lb)
-        self.ub = np.concatenate(ub)
-        self.sense = np.concatenate(sense) if sense else np.array([], dtype="<U1")
-        self.rhs = np.concatenate(rhs) if rhs else np.array([])
-        r = np.concatenate([t[0] for t in self.rows_A]) if self.rows_A else np.array([], int)
-        c = np.concatenate([t[1] for t in self.rows_A]) if self.rows_A else np.array([], int)
-        v = np.concatenate([t[2] for t in self.rows_A]) if self.rows_A else np.array([])
-        self.A = sp.csr_array((v, (r, c)), shape=(n_rows, n_cols))
+        self.A, self.lb, self.ub, self.sense, self.rhs, vtype = builder.arrays()
         self.model = gp.Model(env=env)
-        self.x = self.model.addMVar(
-            n_cols, lb=self.lb, ub=self.ub, vtype=np.concatenate(vtype).tolist()
-        )
+        self.x = self.model.addMVar(builder.n_cols, lb=self.lb, ub=self.ub, vtype=vtype.tolist())
         self.constrs = None
-        if n_rows:
+        if builder.n_rows:
             self.constrs = self.model.addMConstr(self.A, self.x, self.sense, self.rhs)
         self.integral = integral
+
+    def bound(self, weights: np.ndarray, constant: float, maximise: bool, time_limit: float):
+        """Proven bound of ``weights @ h_prev + constant`` (min, or max), or None."""
+        obj = np.zeros(self.A.shape[1])
+        sign = -1.0 if maximise else 1.0
+        obj[self.prev_cols] = sign * weights
+        self.model.setObjective(obj @ self.x, GRB.MINIMIZE)
+        self.model.Params.TimeLimit = max(time_limit, 1e-3)
+        self.model.optimize()
+        # ObjBound and the fallback ObjVal come from LPs solved to tolerances: pad them
+        # relative to the magnitudes involved (a MILP is refused where they are too large).
+        pad = _FEAS_TOL * (np.abs(weights).sum() + 1.0)
+        pad += _MILP_REL_PAD * self.objective_magnitude(weights)
+        value = self._milp_bound(pad) if self.integral else self._lp_bound(obj, pad)
+        if value is None:
+            return None, None
+        point = self.x.X[: self.input_idx.size] if self.model.SolCount > 0 else None
+        return sign * value + constant, point
+
+    def _milp_bound(self, pad: float) -> float | None:
+        """The solver's proven bound, padded; None without one."""
+        if self.model.SolCount == 0 and self.model.Status != GRB.OPTIMAL:
+            return None
+        try:
+            value = float(self.model.ObjBound)
+        except gp.GurobiError:
+            return None
+        if not np.isfinite(value):
+            return None
+        return value - (_OBJ_PAD * (1 + abs(value)) + pad)
+
+    def _lp_bound(self, obj: np.ndarray, pad: float) -> float | None:
+        """The Lagrangian bound of the optimal duals (the padded objective if it is infinite)."""
+        if self.model.Status != GRB.OPTIMAL:
+            return None
+        duals = np.zeros(0) if self.constrs is None else self.constrs.Pi
+        value, scale = safe_lagrangian_bound(
+            self.A, self.sense, self.rhs, obj, self.lb, self.ub, duals, return_scale=True
+        )
+        if np.isfinite(value):
+            # rounding of the float64 sum: relative to its terms, not only its value
+            return value - (1e-9 * (1 + abs(value)) + 1e-12 * scale)
+        value = float(self.model.ObjVal)
+        return value - (_OBJ_PAD * (1 + abs(value)) + pad)
 
     def scale_issue(self, max_range: float, max_magnitude: float) -> str | None:
         """Why the solver cannot certify a bound of this model at its scale (None if it can).
@@ -398,119 +418,196 @@ class _ConeModel:
 
     def objective_magnitude(self, weights: np.ndarray) -> float:
         """``sum |w| max(|l|, |u|)`` over the finite bounds of the previous layer's values."""
-        cols = self.prev_cols
-        reach = np.maximum(np.abs(self.lb[cols]), np.abs(self.ub[cols]))
-        terms = np.abs(weights) * np.where(np.isfinite(reach), reach, 0.0)
-        return float(terms.sum())
-
-    def _add_domain_rows(self, problem, add_cols, add_rows):
-        domain = problem.domain
-        if not isinstance(domain, L1Ball) or self.input_idx.size == 0:
-            return
-        centre = np.asarray(domain.center, dtype=np.float64).reshape(-1)[self.input_idx]
-        n = self.input_idx.size
-        radius = float(domain.radius)
-        d = add_cols(np.zeros(n), np.full(n, radius))
-        k = np.arange(n)
-        x = np.arange(n)  # input columns come first
-        # d - x >= -c ; d + x >= c ; sum d <= r
-        add_rows(
-            np.concatenate([k, k]),
-            np.concatenate([d, x]),
-            np.concatenate([np.ones(n), -np.ones(n)]),
-            np.full(n, ">"),
-            -centre,
-        )
-        add_rows(
-            np.concatenate([k, k]),
-            np.concatenate([d, x]),
-            np.ones(2 * n),
-            np.full(n, ">"),
-            centre,
-        )
-        add_rows(np.zeros(n, int), d, np.ones(n), np.array(["<"]), np.array([radius]))
-
-    def bound(self, weights: np.ndarray, constant: float, maximise: bool, time_limit: float):
-        """Proven bound of ``weights @ h_prev + constant`` (min, or max), or None."""
-        obj = np.zeros(self.A.shape[1])
-        sign = -1.0 if maximise else 1.0
-        obj[self.prev_cols] = sign * weights
-        self.model.setObjective(obj @ self.x, GRB.MINIMIZE)
-        self.model.Params.TimeLimit = max(time_limit, 1e-3)
-        self.model.optimize()
-        status = self.model.Status
-        magnitude = self.objective_magnitude(weights)
-        pad_feas = _FEAS_TOL * (np.abs(weights).sum() + 1.0)
-        if self.integral:
-            if self.model.SolCount == 0 and status != GRB.OPTIMAL:
-                return None, None
-            try:
-                value = float(self.model.ObjBound)
-            except gp.GurobiError:
-                return None, None
-            if not np.isfinite(value):
-                return None, None
-            # ObjBound comes from LP relaxations solved to tolerances: pad it relative to the
-            # magnitudes involved (the stage is refused where they are too large to certify).
-            value -= _OBJ_PAD * (1 + abs(value)) + _MILP_REL_PAD * magnitude + pad_feas
-        else:
-            if status != GRB.OPTIMAL:
-                return None, None
-            value, scale = safe_lagrangian_bound(
-                self.A,
-                self.sense,
-                self.rhs,
-                obj,
-                self.lb,
-                self.ub,
-                np.zeros(0) if self.constrs is None else self.constrs.Pi,
-                return_scale=True,
-            )
-            if np.isfinite(value):
-                # rounding of the float64 sum: relative to its terms, not only its value
-                value -= 1e-9 * (1 + abs(value)) + 1e-12 * scale
-            else:
-                value = float(self.model.ObjVal)
-                value -= _OBJ_PAD * (1 + abs(value)) + _MILP_REL_PAD * magnitude + pad_feas
-        point = None
-        if self.model.SolCount > 0:
-            point = self.x.X[: self.input_idx.size]
-        bound = sign * value + constant
-        return bound, point
+        reach = np.maximum(np.abs(self.lb[self.prev_cols]), np.abs(self.ub[self.prev_cols]))
+        return float((np.abs(weights) * np.where(np.isfinite(reach), reach, 0.0)).sum())
 
     def dispose(self):
         self.model.dispose()
 
 
-def _inside(domain, point: np.ndarray) -> bool:
-    """Whether ``point`` lies in ``domain`` (True without a domain or a membership test)."""
-    if domain is None or not hasattr(domain, "contains"):
+# --------------------------------------------------------------------------- the stages
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """A stage's settings for one pass: the options, with the recipe's defaults filled in."""
+
+    budget: float
+    max_binaries: int
+    abandon_after: int
+    milp_time_limit: float
+    skip_decided: bool
+    max_variables: int
+    max_constraints: int
+    milp_max_coefficient_range: float
+    milp_max_magnitude: float
+
+
+@dataclass
+class _LayerSolve:
+    """The solves for one layer and sample: bounds tightened in place and what is known.
+
+    A bound is accepted only when it is consistent: it keeps every value witnessed at a
+    feasible input (``seen_lo``/``seen_hi``: the known points and the solves' own points)
+    and does not cross the neuron's other proven bound. An inconsistent bound, or a MILP
+    model beyond the solver's scale, means the solver's tolerances do not hold: the stage
+    stops for this layer and sample, with a ``"refused"`` record.
+    """
+
+    stage: LPStage
+    problem: BoundingProblem
+    index: int
+    sample: int
+    lo: np.ndarray
+    hi: np.ndarray
+    need_min: np.ndarray
+    need_max: np.ndarray
+    neg_seen: np.ndarray
+    pos_seen: np.ndarray
+    seen_lo: np.ndarray
+    seen_hi: np.ndarray
+    reference: np.ndarray | None
+    offsets: np.ndarray
+    deadline: float
+    env: gp.Env
+    settings: _Settings
+    record: StageRecord
+    solves: int = 0
+    stabilised: int = 0
+
+    def run(self, groups: list[tuple[list[int], np.ndarray]]) -> None:
+        """Solve the groups' models in turn, until done, out of time or abandoned."""
+        for g, (group, nodes) in enumerate(groups):
+            model = None
+            try:
+                for t in group:
+                    for maximise in (False, True):
+                        if not self._wanted(t, maximise):
+                            continue
+                        if self.hi[t] <= 0 or self.lo[t] >= 0:
+                            break
+                        now = time.perf_counter()
+                        if now >= self.deadline:
+                            self._stop(groups[g:], "time budget spent; earlier bounds kept")
+                            return
+                        if model is None:
+                            model = _ConeModel(
+                                self.problem,
+                                self.index,
+                                self.sample,
+                                nodes,
+                                self.offsets,
+                                self.stage.integral,
+                                self.env,
+                            )
+                            issue = self._scale_issue(model)
+                            if issue is not None:
+                                self._stop(groups[g:], f"{issue}; earlier bounds kept", "refused")
+                                return
+                        refused = self._solve(model, t, maximise, now)
+                        if refused is not None:
+                            self._stop(groups[g:], refused, "refused")
+                            return
+                        if self._abandon():
+                            self._stop(
+                                groups[g:],
+                                f"no neuron became stable in the first "
+                                f"{self.settings.abandon_after} solves of this layer; "
+                                "earlier bounds kept",
+                            )
+                            return
+            finally:
+                if model is not None:
+                    model.dispose()
+
+    def _wanted(self, t: int, maximise: bool) -> bool:
+        """Whether this side of neuron ``t`` needs a solve (counts the ones points decide)."""
+        if not (self.need_max[t] if maximise else self.need_min[t]):
+            return False
+        if self.settings.skip_decided and (self.pos_seen[t] if maximise else self.neg_seen[t]):
+            self.record.skipped_by_points += 1
+            return False
         return True
-    return bool(np.all(domain.contains(point)))
 
+    def _scale_issue(self, model: _ConeModel) -> str | None:
+        if not self.stage.integral:
+            return None
+        return model.scale_issue(
+            self.settings.milp_max_coefficient_range, self.settings.milp_max_magnitude
+        )
 
-def _domain_box(problem: BoundingProblem, sample: int) -> tuple[np.ndarray, np.ndarray]:
-    """The input box intersected with the domain's bounding box (``domain.lower/upper``)."""
-    lo = problem.input_lower[sample].copy()
-    hi = problem.input_upper[sample].copy()
-    domain = problem.domain
-    if domain is not None and hasattr(domain, "lower") and hasattr(domain, "upper"):
-        lo = np.maximum(lo, np.asarray(domain.lower, dtype=np.float64).reshape(-1))
-        hi = np.minimum(hi, np.asarray(domain.upper, dtype=np.float64).reshape(-1))
-    return lo, np.maximum(hi, lo)
+    def _solve(self, model: _ConeModel, t: int, maximise: bool, now: float) -> str | None:
+        """One solve; tightens the bound of neuron ``t``, or says why its bound was refused."""
+        layer = self.problem.layers[self.index]
+        limit = self.deadline - now
+        if self.stage.integral:
+            limit = min(limit, self.settings.milp_time_limit)
+        weights = layer.weight[[t]][:, model.prev_idx].toarray().ravel()
+        self.solves += 1
+        self.record.solves += 1
+        bound, point = model.bound(weights, float(layer.bias[t]), maximise, min(limit, 1e30))
+        if point is not None and self.reference is not None:
+            self._learn(model, point)
+        if bound is None:
+            return None
+        tol = _OBJ_PAD * (1 + abs(bound)) + _MILP_REL_PAD * model.objective_magnitude(weights)
+        witness, other = (
+            (self.seen_hi[t], self.lo[t]) if maximise else (self.seen_lo[t], self.hi[t])
+        )
+        sign = 1.0 if maximise else -1.0
+        if sign * (witness - bound) > tol or sign * (other - bound) > tol:
+            return (
+                f"the solver's bound {bound:.6g} on neuron {int(t)} cuts off a value it takes "
+                f"({witness:.6g}) or crosses its other bound ({other:.6g}): its tolerances do "
+                "not hold at this scale; earlier bounds kept"
+            )
+        if maximise:
+            self.hi[t] = min(self.hi[t], bound)
+        else:
+            self.lo[t] = max(self.lo[t], bound)
+        self.stabilised += int(self.hi[t] <= 0 or self.lo[t] >= 0)
+        return None
+
+    def _learn(self, model: _ConeModel, point: np.ndarray) -> None:
+        """The solve's input (completed by the reference point) shows signs of other neurons,
+        and, when it lies in the domain, values they take."""
+        full = self.reference.copy()
+        full[model.input_idx] = point
+        in_lo, in_hi = _domain_box(self.problem, self.sample)
+        full = np.clip(full, in_lo, in_hi)
+        layers = list(self.problem.layers[: self.index + 1])
+        z = layers_forward(layers, full[None, :])[self.index][0]
+        self.neg_seen |= z < 0
+        self.pos_seen |= z > 0
+        domain = self.problem.domain
+        if domain is None or bool(np.all(domain.contains(full))):
+            np.minimum(self.seen_lo, z, out=self.seen_lo)
+            np.maximum(self.seen_hi, z, out=self.seen_hi)
+
+    def _abandon(self) -> bool:
+        abandon = self.settings.abandon_after
+        return bool(abandon) and self.solves >= abandon and not self.stabilised
+
+    def _stop(self, groups, reason: str, kind: str = "fallback") -> None:
+        self.record.keep(self.sample, sum(len(group) for group, _ in groups), reason, kind)
 
 
 class LPStage:
     """Per-neuron LP (``integral=False``) or MILP bounds on cones of influence.
+
+    The parameters are the recipe's defaults for options left at ``None`` in
+    :class:`~gurobi_sparse_surrogate.bounds.BoundOptions`.
 
     Parameters
     ----------
     integral : bool
         Binaries for the unstable ReLUs of the cone (MILP) instead of the triangle relaxation.
     default_budget : float or None
-        Time budget of the bounding pass when the ``time_budget`` option is not given.
+        Time budget of the bounding pass (``None``: no limit) for ``time_budget=None``.
     max_binaries : int
-        Default of the ``milp_max_binaries`` option.
+        For ``milp_max_binaries=None``.
+    abandon_after : int or None
+        For ``abandon_after=None`` (``None`` or 0: never).
 
     Examples
     --------
@@ -538,12 +635,46 @@ class LPStage:
         self.max_binaries = max_binaries
         self.abandon_after = abandon_after
 
+    def settings(self, problem: BoundingProblem) -> _Settings:
+        """The options of ``problem`` with this stage's defaults for those left at None."""
+        o = problem.options
+
+        def given(value, default):
+            return default if value is None else value
+
+        budget = given(o.time_budget, self.default_budget)
+        return _Settings(
+            budget=math.inf if budget is None else float(budget),
+            max_binaries=int(given(o.milp_max_binaries, self.max_binaries)),
+            abandon_after=int(given(o.abandon_after, self.abandon_after) or 0),
+            milp_time_limit=o.milp_time_limit,
+            skip_decided=o.skip_decided,
+            max_variables=o.max_variables,
+            max_constraints=o.max_constraints,
+            milp_max_coefficient_range=o.milp_max_coefficient_range,
+            milp_max_magnitude=o.milp_max_magnitude,
+        )
+
     def layer_bounds(self, problem, index, lower, upper):
         new_lo, new_hi = lower.copy(), upper.copy()
-        if index == 0 or not problem.layers[index].relu:
-            # The first layer's bounds are exact already (box or domain support function).
+        record = problem.current_record()
+        if index == 0:
+            record.skip("first layer: its bounds are exact already (box or domain)")
             return new_lo, new_hi
-        deadline = self._layer_deadline(problem, index)
+        if not problem.layers[index].relu:
+            record.skip("not a ReLU layer")
+            return new_lo, new_hi
+        if not np.any((new_lo < 0) & (new_hi > 0)):
+            record.skip("no unstable neurons")
+            return new_lo, new_hi
+        settings = self.settings(problem)
+        deadline = self._layer_deadline(problem, index, settings.budget)
+        with gp.Env(params=self._solver_params()) as env:
+            for s in range(problem.n_samples):
+                self._sample(problem, index, s, new_lo[s], new_hi[s], deadline, env, settings)
+        return new_lo, new_hi
+
+    def _solver_params(self) -> dict:
         params = {
             "OutputFlag": 0,
             "Threads": 1,
@@ -554,275 +685,73 @@ class LPStage:
             params.update({"IntFeasTol": 1e-9, "MIPGap": 1e-7, "MIPGapAbs": 1e-7})
         else:
             params.update({"Method": 0, "Presolve": 0})
-        with gp.Env(params=params) as env:
-            for s in range(problem.n_samples):
-                self._sample(problem, index, s, new_lo[s], new_hi[s], deadline, env)
-        return new_lo, new_hi
+        return params
 
-    def _layer_deadline(self, problem, index) -> float:
+    def _layer_deadline(self, problem, index, budget: float) -> float:
         """End of this layer's share of the time budget (inf without a budget)."""
-        state = _state(problem)
-        budget = problem.options.get("time_budget", self.default_budget)
-        if budget is None:
-            return np.inf
-        if index not in state.deadlines:
+        if math.isinf(budget):
+            return math.inf
+        deadlines = problem.state.deadlines
+        if index not in deadlines:
             left = sum(1 for layer in problem.layers[index:] if layer.relu)
-            remaining = state.start + float(budget) - time.perf_counter()
-            state.deadlines[index] = time.perf_counter() + max(remaining, 0.0) / max(left, 1)
-        return state.deadlines[index]
+            remaining = problem.state.start + budget - time.perf_counter()
+            deadlines[index] = time.perf_counter() + max(remaining, 0.0) / max(left, 1)
+        return deadlines[index]
 
-    def _sample(self, problem, index, s, lo, hi, deadline, env):
-        layers = problem.layers
-        layer = layers[index]
+    def _sample(self, problem, index, s, lo, hi, deadline, env, settings):
+        """Tighten ``lo`` and ``hi`` (one sample's bounds of layer ``index``) in place."""
+        layer = problem.layers[index]
+        record = problem.current_record()
         unstable = (lo < 0) & (hi > 0)
         if not unstable.any():
             return
-        skip = problem.options.get("skip_decided", True)
-        known = problem.domain is None or hasattr(problem.domain, "center")
-        points = _sample_points(problem, s) if known else np.zeros((0, layer.n_in))
-        values = layers_forward(list(layers[: index + 1]), points)[index] if len(points) else None
-        neg_seen = np.zeros(layer.n_out, bool) if values is None else (values < 0).any(axis=0)
-        pos_seen = np.zeros(layer.n_out, bool) if values is None else (values > 0).any(axis=0)
-        # values the neuron takes at feasible inputs: a proven bound may not cut them off
-        witnessed = (
-            np.full(layer.n_out, np.inf) if values is None else values.min(axis=0),
-            np.full(layer.n_out, -np.inf) if values is None else values.max(axis=0),
-        )
+        points = _sample_points(problem, s)
+        values = layers_forward(list(problem.layers[: index + 1]), points)[index]
+        values = values.reshape(len(points), layer.n_out)
+        neg_seen, pos_seen = (values < 0).any(axis=0), (values > 0).any(axis=0)
+        skip = settings.skip_decided
         need_min = unstable & ~(skip & neg_seen)
         need_max = unstable & ~(skip & pos_seen)
+        record.skipped_by_points += int(unstable.sum() * 2 - need_min.sum() - need_max.sum())
         targets = np.flatnonzero(need_min | need_max)
         if targets.size == 0:
             return
         cones = cones_of_influence(problem, index, s)
-        sizes_n = [layers[0].n_in] + [layers[j].n_out for j in range(index)]
-        offsets = np.concatenate([[0], np.cumsum(sizes_n)])[1:]  # offsets[j]: start of layer j
-        var_w, con_w, bin_w = self._node_weights(problem, index, s)
-        n_vars = cones @ var_w
-        n_cons = cones @ con_w
-        n_bins = cones @ bin_w
-        extra_c = 1 if isinstance(problem.domain, L1Ball) else 0
-        max_v = int(problem.options.get("max_variables", SIZE_LIMITED_MAX_VARIABLES))
-        max_c = int(problem.options.get("max_constraints", SIZE_LIMITED_MAX_CONSTRAINTS))
-        fits = (n_vars[targets] <= max_v) & (n_cons[targets] + extra_c <= max_c)
-        if not fits.all():
-            big = targets[~fits]
-            _note(
-                problem,
-                stage=self.name,
-                layer=index,
-                sample=s,
-                neurons=int(big.size),
-                reason=(
-                    f"cone of influence too large: up to {int(n_vars[big].max())} variables and "
-                    f"{int(n_cons[big].max()) + extra_c} linear constraints, over the limit "
-                    f"({max_v} variables, {max_c} constraints; the size-limited licence); "
-                    "earlier bounds kept"
-                ),
-            )
-            targets = targets[fits]
-        if self.integral:
-            max_b = int(problem.options.get("milp_max_binaries", self.max_binaries))
-            small = n_bins[targets] <= max_b
-            if not small.all():
-                _note(
-                    problem,
-                    stage=self.name,
-                    layer=index,
-                    sample=s,
-                    neurons=int((~small).sum()),
-                    reason=f"more than milp_max_binaries={max_b} unstable ReLUs in the cone; "
-                    "earlier bounds kept",
-                )
-            targets = targets[small]
-        targets = targets[np.argsort(n_vars[targets], kind="stable")]
-        groups = self._groups(cones, targets, var_w, con_w, max_v, max_c - extra_c)
-        reference = _reference_point(problem, s) if known else None
-        time_limit = float(problem.options.get("milp_time_limit", 1.0))
-        counts = {
-            "solves": 0,
-            "stabilised": 0,
-            "skipped": int(unstable.sum() * 2 - need_min.sum() - need_max.sum()),
-        }
-        try:
-            self._solve_groups(
-                problem,
-                index,
-                s,
-                lo,
-                hi,
-                groups,
-                offsets,
-                deadline,
-                env,
-                counts,
-                need_min,
-                need_max,
-                neg_seen,
-                pos_seen,
-                reference,
-                time_limit,
-                witnessed,
-            )
-        finally:
-            _note(
-                problem,
-                kind="summary",
-                stage=self.name,
-                layer=index,
-                sample=s,
-                unstable_before=int(unstable.sum()),
-                unstable_after=int(((lo < 0) & (hi > 0)).sum()),
-                solves=counts["solves"],
-                skipped_by_points=counts["skipped"],
-            )
-
-    def _solve_groups(
-        self,
-        problem,
-        index,
-        s,
-        lo,
-        hi,
-        groups,
-        offsets,
-        deadline,
-        env,
-        counts,
-        need_min,
-        need_max,
-        neg_seen,
-        pos_seen,
-        reference,
-        time_limit,
-        witnessed,
-    ):
-        """Solve the groups' models in turn, tightening ``lo`` and ``hi`` in place.
-
-        A bound is accepted only when it is consistent: it keeps every value ``witnessed`` at
-        a feasible input (the known points and the solves' own points) and does not cross the
-        neuron's other proven bound. An inconsistent bound means the solver's tolerances do
-        not hold at this scale: the stage stops for this layer and sample, with a note.
-        """
-        layers = problem.layers
-        layer = layers[index]
-        skip = problem.options.get("skip_decided", True)
-        seen_lo, seen_hi = witnessed
-        max_range = float(
-            problem.options.get("milp_max_coefficient_range", MILP_MAX_COEFFICIENT_RANGE)
-        )
-        max_magnitude = float(problem.options.get("milp_max_magnitude", MILP_MAX_MAGNITUDE))
-        for g, (group, nodes) in enumerate(groups):
-            model = None
-            try:
-                for t in group:
-                    for maximise in (False, True):
-                        if not (need_max[t] if maximise else need_min[t]):
-                            continue
-                        if skip and (pos_seen[t] if maximise else neg_seen[t]):
-                            counts["skipped"] += 1
-                            continue
-                        if hi[t] <= 0 or lo[t] >= 0:
-                            break
-                        now = time.perf_counter()
-                        if now >= deadline:
-                            left = sum(len(gr) for gr, _ in groups[g:])
-                            _note(
-                                problem,
-                                stage=self.name,
-                                layer=index,
-                                sample=s,
-                                neurons=left,
-                                reason="time budget spent; earlier bounds kept",
-                            )
-                            return
-                        if model is None:
-                            model = _ConeModel(
-                                problem, index, s, nodes, offsets, self.integral, env
-                            )
-                            issue = (
-                                model.scale_issue(max_range, max_magnitude)
-                                if self.integral
-                                else None
-                            )
-                            if issue is not None:
-                                _note(
-                                    problem,
-                                    kind="refused",
-                                    stage=self.name,
-                                    layer=index,
-                                    sample=s,
-                                    neurons=sum(len(gr) for gr, _ in groups[g:]),
-                                    reason=f"{issue}; earlier bounds kept",
-                                )
-                                return
-                        limit = deadline - now
-                        if self.integral:
-                            limit = min(limit, time_limit)
-                        weights = layer.weight[[t]][:, model.prev_idx].toarray().ravel()
-                        counts["solves"] += 1
-                        bound, point = model.bound(
-                            weights, float(layer.bias[t]), maximise, min(limit, 1e30)
-                        )
-                        if point is not None and reference is not None:
-                            full = reference.copy()
-                            full[model.input_idx] = point
-                            in_lo, in_hi = _domain_box(problem, s)
-                            full = np.clip(full, in_lo, in_hi)
-                            z = layers_forward(list(layers[: index + 1]), full[None, :])[index][0]
-                            neg_seen |= z < 0
-                            pos_seen |= z > 0
-                            if _inside(problem.domain, full):
-                                seen_lo[:] = np.minimum(seen_lo, z)
-                                seen_hi[:] = np.maximum(seen_hi, z)
-                        if bound is not None:
-                            tol = _OBJ_PAD * (1 + abs(bound)) + _MILP_REL_PAD * (
-                                model.objective_magnitude(weights)
-                            )
-                            witness, other = (
-                                (seen_hi[t], lo[t]) if maximise else (seen_lo[t], hi[t])
-                            )
-                            sign = 1.0 if maximise else -1.0
-                            if sign * (witness - bound) > tol or sign * (other - bound) > tol:
-                                _note(
-                                    problem,
-                                    kind="refused",
-                                    stage=self.name,
-                                    layer=index,
-                                    sample=s,
-                                    neurons=sum(len(gr) for gr, _ in groups[g:]),
-                                    reason=f"the solver's bound {bound:.6g} on neuron {int(t)} "
-                                    f"cuts off a value it takes ({witness:.6g}) or crosses its "
-                                    f"other bound ({other:.6g}): its tolerances do not hold at "
-                                    "this scale; earlier bounds kept",
-                                )
-                                return
-                            if maximise:
-                                hi[t] = min(hi[t], bound)
-                            else:
-                                lo[t] = max(lo[t], bound)
-                            counts["stabilised"] += int(hi[t] <= 0 or lo[t] >= 0)
-                        abandon = problem.options.get("abandon_after", self.abandon_after)
-                        if abandon and counts["solves"] >= abandon and not counts["stabilised"]:
-                            _note(
-                                problem,
-                                stage=self.name,
-                                layer=index,
-                                sample=s,
-                                neurons=sum(len(gr) for gr, _ in groups[g:]),
-                                reason=f"no neuron became stable in the first {abandon} "
-                                "solves of this layer; earlier bounds kept",
-                            )
-                            return
-            finally:
-                if model is not None:
-                    model.dispose()
+        sizes = [problem.layers[0].n_in] + [problem.layers[j].n_out for j in range(index)]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])[1:]  # offsets[j]: start of layer j
+        weights = self._node_weights(problem, index, s)
+        targets = self._fitting(problem, s, cones, targets, weights, settings)
+        groups = self._groups(cones, targets, weights, settings)
+        _LayerSolve(
+            stage=self,
+            problem=problem,
+            index=index,
+            sample=s,
+            lo=lo,
+            hi=hi,
+            need_min=need_min,
+            need_max=need_max,
+            neg_seen=neg_seen,
+            pos_seen=pos_seen,
+            # values the neuron takes at feasible inputs: a proven bound may not cut them off
+            seen_lo=values.min(axis=0, initial=np.inf),
+            seen_hi=values.max(axis=0, initial=-np.inf),
+            reference=_reference_point(problem, s),
+            offsets=offsets,
+            deadline=deadline,
+            env=env,
+            settings=settings,
+            record=record,
+        ).run(groups)
 
     def _node_weights(self, problem, index, s):
-        """Variables, constraints and binaries each cone node brings to a model."""
+        """Variables, constraints and binaries each cone node brings to a model, and the
+        domain's fixed variables and constraints."""
         n_in = problem.layers[0].n_in
-        l1 = isinstance(problem.domain, L1Ball)
-        var_w = [np.full(n_in, 2.0 if l1 else 1.0)]
-        con_w = [np.full(n_in, 2.0 if l1 else 0.0)]
+        domain = problem.domain
+        size = domain.lp_size() if domain is not None else None
+        var_w = [1.0 + (size.variables if size else np.zeros(n_in))]
+        con_w = [np.asarray(size.constraints, dtype=np.float64) if size else np.zeros(n_in)]
         bin_w = [np.zeros(n_in)]
         for j in range(index):
             lo, hi = problem.lower[j][s], problem.upper[j][s]
@@ -831,10 +760,44 @@ class LPStage:
             var_w.append(1.0 + unstable + binary)
             con_w.append(1.0 + 2.0 * unstable + binary)
             bin_w.append(binary.astype(np.float64))
-        return np.concatenate(var_w), np.concatenate(con_w), np.concatenate(bin_w)
+        fixed = (size.fixed_variables, size.fixed_constraints) if size else (0, 0)
+        return np.concatenate(var_w), np.concatenate(con_w), np.concatenate(bin_w), fixed
 
-    def _groups(self, cones, targets, var_w, con_w, max_v, max_c):
+    def _fitting(self, problem, s, cones, targets, weights, settings):
+        """The targets whose cone fits the size limits (and, for a MILP, the binary limit);
+        the others are recorded as kept with their earlier bounds. Smallest cones first."""
+        var_w, con_w, bin_w, (fixed_v, fixed_c) = weights
+        record = problem.current_record()
+        n_vars, n_cons = cones @ var_w + fixed_v, cones @ con_w + fixed_c
+        max_v, max_c = settings.max_variables, settings.max_constraints
+        fits = (n_vars[targets] <= max_v) & (n_cons[targets] <= max_c)
+        if not fits.all():
+            big = targets[~fits]
+            record.keep(
+                s,
+                big.size,
+                f"cone of influence too large: up to {int(n_vars[big].max())} variables and "
+                f"{int(n_cons[big].max())} linear constraints, over the limit "
+                f"({max_v} variables, {max_c} constraints; the size-limited licence); "
+                "earlier bounds kept",
+            )
+            targets = targets[fits]
+        if self.integral:
+            small = (cones @ bin_w)[targets] <= settings.max_binaries
+            if not small.all():
+                record.keep(
+                    s,
+                    int((~small).sum()),
+                    f"more than milp_max_binaries={settings.max_binaries} unstable ReLUs in "
+                    "the cone; earlier bounds kept",
+                )
+            targets = targets[small]
+        return targets[np.argsort(n_vars[targets], kind="stable")]
+
+    def _groups(self, cones, targets, weights, settings):
         """Pack targets greedily into groups whose union of cones fits the limits."""
+        var_w, con_w, _, (fixed_v, fixed_c) = weights
+        max_v, max_c = settings.max_variables - fixed_v, settings.max_constraints - fixed_c
         groups: list[tuple[list[int], np.ndarray]] = []
         union = None
         group: list[int] = []
@@ -864,102 +827,3 @@ class MILPStage(LPStage):
         abandon_after: int | None = None,
     ):
         super().__init__(True, default_budget, max_binaries, abandon_after)
-
-
-class MethodPassStage:
-    """The bounds of a complete pass of another (weaker) method, computed once per pass.
-
-    Placed first in a method, it makes the method at least as tight as ``method`` on every
-    neuron: linear relaxations are not monotone in the earlier layers' bounds (tighter
-    intermediate bounds can, rarely, give a slightly wider CROWN bound on a neuron no solve
-    touches), and the driver's intersection with this stage removes that.
-
-    Parameters
-    ----------
-    method : str
-        A registered method, run with the same inputs, domain and public options.
-    """
-
-    def __init__(self, method: str):
-        self.method = method
-        self.name = f"{method} pass"
-
-    def layer_bounds(self, problem, index, lower, upper):
-        key = f"_pass_{self.method}"
-        result = problem.options.get(key)
-        if result is None:
-            _state(problem)  # the time budget counts from here, the start of the pass
-            options = {k: v for k, v in problem.options.items() if not k.startswith("_")}
-            result = compute_bounds(
-                problem.layers,
-                problem.input_lower,
-                problem.input_upper,
-                self.method,
-                problem.domain,
-                **options,
-            )
-            problem.options[key] = result
-        return result.lower[index], result.upper[index]
-
-    def layer_seconds(self, problem, index) -> float:
-        """Seconds the pass spent on layer ``index`` (the pass runs when layer 0 asks)."""
-        result = problem.options.get(f"_pass_{self.method}")
-        if result is None:
-            return 0.0
-        return float(sum(row["seconds"] for row in result.report if row["layer"] == index))
-
-
-class WhenWorthIt:
-    """Run ``stage`` only when the linear bounds leave enough unstable neurons to matter.
-
-    With few unstable neurons the main MILP is small and solves in moments, so per-neuron
-    LP and MILP solves would cost more than they save. The threshold is the option
-    ``auto_min_unstable`` (default 32, over all layers and samples); it reads the complete
-    linear pass that ``"auto"`` runs first.
-    """
-
-    def __init__(self, stage: LPStage, min_unstable: int = 32):
-        self.stage = stage
-        self.name = stage.name
-        self.min_unstable = min_unstable
-
-    def layer_bounds(self, problem, index, lower, upper):
-        linear = problem.options.get("_pass_linear")
-        threshold = problem.options.get("auto_min_unstable", self.min_unstable)
-        if linear is not None:
-            unstable = sum(
-                int(np.count_nonzero((lo < 0) & (hi > 0)))
-                for layer, lo, hi in zip(problem.layers, linear.lower, linear.upper, strict=True)
-                if layer.relu
-            )
-            if unstable < threshold:
-                key = f"_skipped_{self.name}"
-                if key not in problem.options:
-                    problem.options[key] = True
-                    problem.options.setdefault("notes", []).append(
-                        {
-                            "kind": "skipped",
-                            "stage": self.name,
-                            "reason": f"only {unstable} unstable neurons after the linear "
-                            f"bounds (auto_min_unstable={threshold}): the main MILP is small",
-                        }
-                    )
-                return lower, upper
-        return self.stage.layer_bounds(problem, index, lower, upper)
-
-
-register_method("lp", (MethodPassStage("linear"), IntervalStage(), LinearStage(), LPStage()))
-register_method(
-    "milp",
-    (MethodPassStage("lp"), IntervalStage(), LinearStage(), LPStage(), MILPStage()),
-)
-register_method(
-    "auto",
-    (
-        MethodPassStage("linear"),
-        IntervalStage(),
-        LinearStage(),
-        WhenWorthIt(LPStage(default_budget=5.0, abandon_after=16)),
-        WhenWorthIt(MILPStage(default_budget=5.0, max_binaries=20, abandon_after=8)),
-    ),
-)

@@ -5,7 +5,7 @@ layer by layer: for each layer every stage of the method is run in turn, each on
 bounds already proven for the earlier layers and the best bounds so far for this layer, and
 the results are intersected. Stronger stages (linear relaxations, LP or MILP on a neuron's
 cone of influence) plug in by adding a stage; the formulation only ever sees the resulting
-:class:`NetworkBounds`.
+:class:`NetworkBounds`, whose :attr:`~NetworkBounds.stages` record what every stage did.
 
 All arrays have a leading sample axis: the bounds of layer ``i`` are ``(k, n_i)`` arrays for
 ``k`` independent copies of the network (one per row of a 2-D input MVar).
@@ -13,25 +13,68 @@ All arrays have a leading sample axis: the bounds of layer ``i`` are ``(k, n_i)`
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..domains import Domain
 from ..exceptions import ShapeMismatchError, UnsupportedNetworkError
 from ..network.extraction import Layer
 from ..verbosity import progress_bar, verbose_logging
+from .interval import IntervalStage, interval_affine, post_activation
+from .options import BoundOptions
+from .records import StageRecord, notes_view
 
 logger = logging.getLogger(__name__)
 
-#: inside a bounding pass: ids of the notes logged so far (inner passes, such as the linear pass
-#: that ``"auto"`` runs first, share the notes list, get no progress bar and log each note once)
-_in_pass: contextvars.ContextVar[set | None] = contextvars.ContextVar("gss_pass", default=None)
+#: True inside a bounding pass: inner passes (the linear pass that ``"auto"`` runs first) get
+#: no progress bar and summarise at DEBUG level only.
+_in_pass: contextvars.ContextVar[bool] = contextvars.ContextVar("gss_pass", default=False)
+
+__all__ = [
+    "METHODS",
+    "BoundingProblem",
+    "BoundingStage",
+    "NetworkBounds",
+    "PassState",
+    "compute_bounds",
+    "count_unstable",
+    "interval_affine",
+    "post_activation",
+    "register_method",
+]
+
+
+@dataclass
+class PassState:
+    """Scratch state of one bounding pass, shared by its stages (never an option).
+
+    Attributes
+    ----------
+    start : float
+        ``time.perf_counter()`` at the start of the pass (time budgets count from here).
+    points : dict
+        Known feasible inputs per sample (for the solver stages' skip test).
+    deadlines : dict
+        End of each layer's share of the time budget.
+    passes : dict
+        Complete passes of other methods run for this one, by method name.
+    """
+
+    start: float = field(default_factory=time.perf_counter)
+    points: dict[int, np.ndarray] = field(default_factory=dict)
+    deadlines: dict[int, float] = field(default_factory=dict)
+    passes: dict[str, NetworkBounds] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        """Seconds since the start of the pass."""
+        return time.perf_counter() - self.start
 
 
 @dataclass
@@ -43,22 +86,32 @@ class BoundingProblem:
     layers : list of Layer
     input_lower, input_upper : numpy.ndarray
         ``(k, n_in)`` bounds of the input variables (may hold infinities).
-    domain : object or None
-        An input domain (:class:`~gurobi_sparse_surrogate.domains.Box`, ``LinfBall`` or
-        ``L1Ball``) known to hold for every input row, or None.
+    domain : Domain or None
+        An input domain known to hold for every input row.
     lower, upper : list of numpy.ndarray
         Pre-activation bounds of the layers already bounded (filled as the pass proceeds).
-    options : dict
-        Method options (time budgets and the like) that stages may read.
+    options : BoundOptions
+        The pass's settings (a dict given here is validated into one).
+    state : PassState
+        Scratch state shared by the stages of this pass.
+    record : StageRecord or None
+        The record of the stage now running, which the stage may annotate
+        (:meth:`StageRecord.skip`, :meth:`StageRecord.keep`, solver counts).
     """
 
     layers: Sequence[Layer]
     input_lower: np.ndarray
     input_upper: np.ndarray
-    domain: Any = None
+    domain: Domain | None = None
     lower: list[np.ndarray] = field(default_factory=list)
     upper: list[np.ndarray] = field(default_factory=list)
-    options: dict = field(default_factory=dict)
+    options: BoundOptions = field(default_factory=BoundOptions)
+    state: PassState = field(default_factory=PassState)
+    record: StageRecord | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, BoundOptions):
+            self.options = BoundOptions.from_value(self.options)
 
     @property
     def n_samples(self) -> int:
@@ -72,6 +125,12 @@ class BoundingProblem:
         previous = self.layers[index - 1]
         return post_activation(self.lower[index - 1], self.upper[index - 1], previous.relu)
 
+    def current_record(self) -> StageRecord:
+        """The running stage's record (a detached one when a stage is called directly)."""
+        if self.record is None:
+            self.record = StageRecord("", -1)
+        return self.record
+
 
 class BoundingStage(Protocol):
     """One way of bounding the pre-activations of a layer.
@@ -79,7 +138,8 @@ class BoundingStage(Protocol):
     ``layer_bounds`` returns valid (sound) bounds for layer ``index``; it may use
     ``problem.lower[:index]`` and ``problem.upper[:index]`` and the current ``lower``/``upper``
     of the layer (the best found by earlier stages). The driver intersects the result with
-    the current bounds, so a stage never has to re-check what it did not improve.
+    the current bounds, so a stage never has to re-check what it did not improve. It reads
+    its settings from ``problem.options`` and may annotate ``problem.record``.
     """
 
     name: str
@@ -89,47 +149,8 @@ class BoundingStage(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def post_activation(
-    lower: np.ndarray, upper: np.ndarray, relu: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds after the layer's activation."""
-    if relu:
-        return np.maximum(lower, 0.0), np.maximum(upper, 0.0)
-    return lower, upper
-
-
-def interval_affine(
-    weight: sp.csr_array, bias: np.ndarray, lower: np.ndarray, upper: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Interval arithmetic for ``W x + b`` with ``lower <= x <= upper`` (rows are samples).
-
-    Only stored nonzeros take part, so an infinite input bound read by a zero weight does not
-    turn into NaN.
-    """
-    positive = weight.maximum(0)
-    negative = weight.minimum(0)
-    lo = (positive @ lower.T + negative @ upper.T).T + bias
-    hi = (positive @ upper.T + negative @ lower.T).T + bias
-    return np.asarray(lo), np.asarray(hi)
-
-
-class IntervalStage:
-    """Interval arithmetic; on the first layer the domain's exact bounds when a domain is given."""
-
-    name = "interval"
-
-    def layer_bounds(self, problem, index, lower, upper):
-        layer = problem.layers[index]
-        in_lo, in_hi = problem.layer_input_bounds(index)
-        lo, hi = interval_affine(layer.weight, layer.bias, in_lo, in_hi)
-        if index == 0 and problem.domain is not None:
-            d_lo, d_hi = problem.domain.first_layer_bounds(layer.weight, layer.bias)
-            lo = np.maximum(lo, np.asarray(d_lo)[None, :])
-            hi = np.minimum(hi, np.asarray(d_hi)[None, :])
-        return lo, hi
-
-
-#: Bounding methods by name: the stages run, in order, on every layer.
+#: Bounding methods by name: the stages run, in order, on every layer. The recipes of the
+#: methods beyond ``"interval"`` are declared in :mod:`gurobi_sparse_surrogate.bounds.recipes`.
 METHODS: dict[str, tuple[BoundingStage, ...]] = {"interval": (IntervalStage(),)}
 
 
@@ -148,26 +169,54 @@ class NetworkBounds:
         One ``(k, n_i)`` array per layer.
     method : str
         The method that computed them (``"user"`` for bounds given by the caller).
-    report : list of dict
-        Per layer and stage: ``layer``, ``stage``, ``unstable`` (ReLU neurons whose bounds
-        straddle 0, summed over samples) and ``seconds`` (for a stage that runs a whole pass
-        of another method, that pass's time on this layer), plus ``skipped`` (the reason)
-        when the stage decided not to run.
-    notes : list of dict
-        What the stages chose to tell: fallbacks (a cone too large for the licence, a time
-        budget spent) with their reasons, and per-stage summaries.
+    stages : list of StageRecord
+        Per layer and stage, in the order run: whether it ran (or why not), its time, the
+        unstable neurons before and after it, its solver counts and the neurons it left with
+        earlier bounds.
+    passes : dict
+        Complete passes of other methods that this one ran first (``"auto"`` and ``"lp"``
+        run ``"linear"``, ``"milp"`` runs ``"lp"``), by method name.
+    cache_hit : bool
+        True when these bounds were answered from a
+        :class:`~gurobi_sparse_surrogate.bounds.cache.BoundsCache` (``seconds`` is then 0
+        and ``saved_seconds`` what computing them took).
     """
 
     lower: list[np.ndarray]
     upper: list[np.ndarray]
     method: str = "user"
-    report: list[dict] = field(default_factory=list)
-    notes: list[dict] = field(default_factory=list)
+    stages: list[StageRecord] = field(default_factory=list)
+    passes: dict[str, NetworkBounds] = field(default_factory=dict)
+    cache_hit: bool = False
+    saved_seconds: float = 0.0
+
+    @property
+    def report(self) -> list[dict]:
+        """The stage records as dicts (``layer``, ``stage``, ``unstable``, ``seconds``, ...,
+        ``skipped`` with the reason when the stage did not run, ``cached`` on a cache hit)."""
+        rows = [record.as_dict() for record in self.stages]
+        if self.cache_hit:
+            for row in rows:
+                row["seconds"] = 0.0
+                row["cached"] = True
+        return rows
+
+    @property
+    def notes(self) -> list[dict]:
+        """Readable notes derived from the records of the inner passes and of :attr:`stages`:
+        neurons left with earlier bounds, solver summaries, skipped stages, cache hits."""
+        notes = [note for inner in self.passes.values() for note in inner.notes]
+        notes += notes_view(self.stages)
+        if self.cache_hit:
+            notes.append({"kind": "cache", "reason": "hit", "saved_seconds": self.saved_seconds})
+        return notes
 
     @property
     def seconds(self) -> float:
-        """Total time spent computing the bounds."""
-        return float(sum(row["seconds"] for row in self.report))
+        """Total time spent computing the bounds (0 for a cache hit)."""
+        if self.cache_hit:
+            return 0.0
+        return float(sum(record.seconds for record in self.stages))
 
     def check_shapes(self, layers: Sequence[Layer], n_samples: int) -> None:
         """Raise :class:`ShapeMismatchError` unless these bounds fit ``layers``."""
@@ -208,9 +257,11 @@ def compute_bounds(
     input_lower: np.ndarray,
     input_upper: np.ndarray,
     method: str = "interval",
-    domain: Any = None,
+    domain: Domain | None = None,
     verbose: bool = False,
-    **options: Any,
+    *,
+    options: BoundOptions | Mapping[str, Any] | None = None,
+    **option_values: Any,
 ) -> NetworkBounds:
     """Compute pre-activation bounds of every layer.
 
@@ -221,19 +272,30 @@ def compute_bounds(
     input_lower, input_upper : array_like
         Bounds of the inputs, ``(n_in,)`` or ``(k, n_in)``; infinities are allowed.
     method : str
-        A key of :data:`METHODS` (``"interval"`` and any registered method).
-    domain : Box, LinfBall or L1Ball, optional
-        A domain that every input row lies in; gives tighter first-layer bounds.
+        A key of :data:`METHODS` (``"interval"``, ``"linear"``, ``"lp"``, ``"milp"``,
+        ``"auto"`` and any registered method).
+    domain : Domain, optional
+        A domain that every input row lies in (:class:`~gurobi_sparse_surrogate.Box`,
+        ``LinfBall``, ``L1Ball`` or your own); gives tighter bounds.
     verbose : bool
-        Print one line per layer and stage (the ``gurobi_sparse_surrogate`` logger's ``INFO``
-        lines, see :mod:`gurobi_sparse_surrogate.verbosity`) and a progress bar when the pass
-        lasts more than a couple of seconds.
-    **options
-        Passed to the stages through :attr:`BoundingProblem.options`.
+        Print one line per stage (the ``gurobi_sparse_surrogate`` logger's ``INFO`` lines,
+        see :mod:`gurobi_sparse_surrogate.verbosity`) and a progress bar when the pass lasts
+        more than a couple of seconds.
+    options : BoundOptions or dict, optional
+        Settings of the stages (:class:`~gurobi_sparse_surrogate.bounds.BoundOptions`).
+    **option_values
+        The same settings as keywords (``time_budget=2``); they override ``options``.
 
     Returns
     -------
     NetworkBounds
+
+    Raises
+    ------
+    InvalidOptionError
+        For an unknown option (named, with the valid ones) or a bad value.
+    ShapeMismatchError
+        When the input bounds, the domain or the known points do not fit the network.
 
     Examples
     --------
@@ -243,94 +305,49 @@ def compute_bounds(
     >>> b = compute_bounds(extract_layers(net), np.zeros(2), np.ones(2))
     >>> len(b.lower), b.lower[0].shape
     (2, (1, 3))
+    >>> [(r.stage, r.layer, r.ran) for r in b.stages]
+    [('interval', 0, True), ('interval', 1, True)]
     """
+    settings = BoundOptions.from_value(options, **option_values)
     if method not in METHODS:
         raise ValueError(f"unknown bounding method {method!r}; choose one of {sorted(METHODS)}")
-    lo = np.atleast_2d(np.asarray(input_lower, dtype=np.float64))
-    hi = np.atleast_2d(np.asarray(input_upper, dtype=np.float64))
-    if lo.shape != hi.shape or lo.shape[1] != layers[0].n_in:
-        raise ShapeMismatchError(
-            f"input bounds have shapes {lo.shape} and {hi.shape}; the network has "
-            f"{layers[0].n_in} inputs"
-        )
-    if np.any(lo > hi):
-        bad = np.flatnonzero((lo > hi).any(axis=0))[:10].tolist()
-        raise ValueError(f"input lower bounds exceed upper bounds at inputs {bad}")
+    lo, hi = _check_inputs(layers, input_lower, input_upper, domain, settings)
     pools = [layer.name for layer in layers if getattr(layer, "kind", "affine") != "affine"]
     if pools:
         raise UnsupportedNetworkError(
             f"bounding method {method!r} does not support max pooling ({pools[0]})"
         )
-    options.setdefault("notes", [])
-    problem = BoundingProblem(layers, lo, hi, domain=domain, options=options)
-    outer = _in_pass.get() is None
-    token = _in_pass.set(set()) if outer else None
+    problem = BoundingProblem(layers, lo, hi, domain=domain, options=settings)
+    outer = not _in_pass.get()
+    token = _in_pass.set(True)
     try:
         with verbose_logging(verbose):
-            report = _run_pass(problem, method, outer)
+            records = _run_pass(problem, method, outer)
     finally:
-        if token is not None:
-            _in_pass.reset(token)
-    return NetworkBounds(problem.lower, problem.upper, method, report, options["notes"])
+        _in_pass.reset(token)
+    return NetworkBounds(problem.lower, problem.upper, method, records, dict(problem.state.passes))
 
 
-def _run_pass(problem: BoundingProblem, method: str, show_progress: bool) -> list[dict]:
-    """Run every stage of ``method`` on every layer, logging each step; the report rows.
+def _run_pass(problem: BoundingProblem, method: str, outer: bool) -> list[StageRecord]:
+    """Run every stage of ``method`` on every layer; the records, logged.
 
-    ``DEBUG`` lines: one per layer and stage. ``INFO`` lines: one per stage (neurons it made
-    stable and its time over all layers, or that it was skipped and why), one per note a
-    stage leaves (neurons left with earlier bounds and why), and a total.
+    ``DEBUG`` lines: one per layer and stage. ``INFO`` lines (``DEBUG`` for an inner pass):
+    one per stage (neurons it made stable and its time, or that it was skipped and why) and a
+    total; ``INFO`` lines for neurons a stage left with their earlier bounds, and why.
     """
-    layers, notes = problem.layers, problem.options["notes"]
-    stages = METHODS[method]
-    report: list[dict] = []
-    k = problem.n_samples
-    made_stable = dict.fromkeys(range(len(stages)), 0)
-    seconds_by_stage = dict.fromkeys(range(len(stages)), 0.0)
-    skipped: dict[str, str] = {}
-    bar = progress_bar(len(layers) * len(stages), f"bounds ({method})") if show_progress else None
+    layers, stages = problem.layers, METHODS[method]
+    records: list[StageRecord] = []
+    bar = progress_bar(len(layers) * len(stages), f"bounds ({method})") if outer else None
     try:
         for index, layer in enumerate(layers):
-            lower = np.full((k, layer.n_out), -np.inf)
-            upper = np.full((k, layer.n_out), np.inf)
-            unstable = count_unstable(layer, lower, upper)
-            for position, stage in enumerate(stages):
+            lower = np.full((problem.n_samples, layer.n_out), -np.inf)
+            upper = np.full((problem.n_samples, layer.n_out), np.inf)
+            for stage in stages:
                 if bar is not None:
                     bar.set_postfix_str(f"layer {index} {stage.name}", refresh=False)
-                seen = len(notes)
-                start = time.perf_counter()
-                new_lo, new_hi = stage.layer_bounds(problem, index, lower, upper)
-                lower = np.maximum(lower, new_lo)
-                upper = np.minimum(upper, new_hi)
-                # Intersecting two sound bounds can cross by rounding only; keep them ordered.
-                lower = np.minimum(lower, upper)
-                seconds = time.perf_counter() - start
-                if hasattr(stage, "layer_seconds"):
-                    # a stage that works for all layers at once says what each layer cost
-                    seconds = stage.layer_seconds(problem, index)
-                left = count_unstable(layer, lower, upper)
-                row = {"layer": index, "stage": stage.name, "unstable": left, "seconds": seconds}
-                made_stable[position] += max(unstable - left, 0) if position else 0
-                seconds_by_stage[position] += seconds
-                logger.debug(
-                    "bounds %s: layer %d, %s: %d unstable left in %.3f s",
-                    method,
-                    index,
-                    stage.name,
-                    left,
-                    seconds,
-                )
-                logged = _in_pass.get()
-                for note in notes[seen:]:
-                    if note.get("kind") == "skipped":
-                        skipped.setdefault(str(note.get("stage")), str(note.get("reason")))
-                    elif id(note) not in logged:
-                        _log_note(method, note)
-                    logged.add(id(note))
-                if stage.name in skipped:
-                    row["skipped"] = skipped[stage.name]
-                report.append(row)
-                unstable = left
+                lower, upper, record = _run_stage(stage, problem, index, lower, upper)
+                records.append(record)
+                _log_record(method, record)
                 if bar is not None:
                     bar.update()
             problem.lower.append(lower)
@@ -338,47 +355,122 @@ def _run_pass(problem: BoundingProblem, method: str, show_progress: bool) -> lis
     finally:
         if bar is not None:
             bar.close()
-    # an inner pass (the linear pass that "auto" starts with) summarises at DEBUG level only
-    level = logging.INFO if show_progress else logging.DEBUG
-    for position, stage in enumerate(stages):
-        if stage.name in skipped:
-            logger.log(level, "bounds %s: %s skipped: %s", method, stage.name, skipped[stage.name])
+    _log_summary(problem, method, records, logging.INFO if outer else logging.DEBUG)
+    return records
+
+
+def _run_stage(stage, problem, index, lower, upper):
+    """Run one stage on one layer and intersect its bounds with ``lower``/``upper``."""
+    layer = problem.layers[index]
+    record = StageRecord(stage.name, index, unstable_before=count_unstable(layer, lower, upper))
+    problem.record = record
+    start = time.perf_counter()
+    try:
+        new_lo, new_hi = stage.layer_bounds(problem, index, lower, upper)
+    finally:
+        problem.record = None
+    lower = np.maximum(lower, new_lo)
+    upper = np.minimum(upper, new_hi)
+    # Intersecting two sound bounds can cross by rounding only; keep the pair ordered.
+    lower = np.minimum(lower, upper)
+    record.seconds = time.perf_counter() - start
+    if hasattr(stage, "layer_seconds"):
+        # a stage that works for all layers at once says what each layer cost
+        record.seconds = stage.layer_seconds(problem, index)
+    record.unstable_after = count_unstable(layer, lower, upper)
+    return lower, upper, record
+
+
+def _log_record(method: str, record: StageRecord) -> None:
+    logger.debug(
+        "bounds %s: layer %d, %s: %d unstable left in %.3f s",
+        method,
+        record.layer,
+        record.stage,
+        record.unstable_after,
+        record.seconds,
+    )
+    for kept in record.kept:
+        logger.info(
+            "bounds %s, layer %d, %s (%d neurons): %s",
+            method,
+            record.layer,
+            record.stage,
+            kept.neurons,
+            kept.reason,
+        )
+
+
+def _log_summary(problem, method: str, records: list[StageRecord], level: int) -> None:
+    """One line per stage of the method, and a total."""
+    by_stage: dict[str, list[StageRecord]] = {}
+    for record in records:
+        by_stage.setdefault(record.stage, []).append(record)
+    for position, (name, rows) in enumerate(by_stage.items()):
+        seconds = sum(r.seconds for r in rows)
+        if not any(r.ran for r in rows):
+            reasons = [r.skipped_reason for r in rows if r.layer > 0] or [rows[0].skipped_reason]
+            reason = collections.Counter(reasons).most_common(1)[0][0]
+            logger.log(level, "bounds %s: %s skipped: %s", method, name, reason)
         elif position == 0:
+            unstable = sum(r.unstable_after for r in rows)
             logger.log(
                 level,
                 "bounds %s: %s: %d unstable neurons in %.3f s",
                 method,
-                stage.name,
-                sum(row["unstable"] for row in report if row["stage"] == stage.name),
-                seconds_by_stage[position],
+                name,
+                unstable,
+                seconds,
             )
         else:
+            made = sum(max(r.neurons_made_stable, 0) for r in rows)
             logger.log(
                 level,
                 "bounds %s: %s made %d neurons stable in %.3f s",
                 method,
-                stage.name,
-                made_stable[position],
-                seconds_by_stage[position],
+                name,
+                made,
+                seconds,
             )
+    layers = problem.layers
     relu = [i for i, layer in enumerate(layers) if layer.relu]
+    per_layer = [count_unstable(layers[i], problem.lower[i], problem.upper[i]) for i in relu]
     logger.log(
         level,
         "bounds %s: %d of %d ReLU neurons unstable, per layer %s, in %.3f s",
         method,
-        sum(count_unstable(layers[i], problem.lower[i], problem.upper[i]) for i in relu),
-        k * sum(layers[i].n_out for i in relu),
-        [count_unstable(layers[i], problem.lower[i], problem.upper[i]) for i in relu],
-        sum(seconds_by_stage.values()),
+        sum(per_layer),
+        problem.n_samples * sum(layers[i].n_out for i in relu),
+        per_layer,
+        sum(r.seconds for r in records),
     )
-    return report
 
 
-def _log_note(method: str, note: dict) -> None:
-    """One line for what a stage chose to tell (a stage skipped, neurons left as they were)."""
-    where = f", layer {note['layer']}" if "layer" in note else ""
-    neurons = f" ({note['neurons']} neurons)" if "neurons" in note else ""
-    if "reason" in note:
-        logger.info(
-            "bounds %s%s, %s%s: %s", method, where, note.get("stage"), neurons, note["reason"]
+def _check_inputs(layers, input_lower, input_upper, domain, settings):
+    """The input bounds as ``(k, n_in)`` arrays, after checking them, the domain and points."""
+    lo = np.atleast_2d(np.asarray(input_lower, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(input_upper, dtype=np.float64))
+    n_in = layers[0].n_in
+    if lo.shape != hi.shape or lo.shape[1] != n_in:
+        raise ShapeMismatchError(
+            f"input bounds have shapes {lo.shape} and {hi.shape}; the network has {n_in} inputs"
         )
+    if np.any(lo > hi):
+        bad = np.flatnonzero((lo > hi).any(axis=0))[:10].tolist()
+        raise ValueError(f"input lower bounds exceed upper bounds at inputs {bad}")
+    if domain is not None:
+        if not isinstance(domain, Domain):
+            raise TypeError(
+                "domain must be a gurobi_sparse_surrogate Domain (Box, LinfBall, L1Ball or a "
+                f"subclass), got {type(domain).__name__}"
+            )
+        if domain.n != n_in:
+            raise ShapeMismatchError(
+                f"the domain has dimension {domain.n}, the network {n_in} inputs"
+            )
+    if settings.points is not None and settings.points.shape[1] != n_in:
+        raise ShapeMismatchError(
+            f"the known points have {settings.points.shape[1]} coordinates, the network "
+            f"{n_in} inputs"
+        )
+    return lo, hi

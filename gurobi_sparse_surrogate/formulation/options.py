@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from ..bounds.cache import BoundsCache
+from ..bounds.options import BoundOptions
 from ..bounds.problem import METHODS, NetworkBounds
 from ..exceptions import InvalidOptionError, reject_unknown_options
 from .planning import RELU_FORMULATIONS
@@ -36,8 +36,10 @@ class EmbeddingOptions:
     check_size : bool
         Raise :class:`~gurobi_sparse_surrogate.ModelTooLargeError` before building a model
         the size-limited licence could not solve.
-    bound_options : mapping, optional
-        Options of the bounding method (such as ``time_budget``); kept read-only.
+    bound_options : BoundOptions or mapping, optional
+        Options of the bounding method (such as ``time_budget``), validated into a
+        :class:`~gurobi_sparse_surrogate.bounds.BoundOptions` (an unknown key or a bad value
+        raises here, naming it).
     bound_cache : bool or BoundsCache
         Reuse bounds computed earlier for the same weights, input bounds, domain, method and
         options (the process-wide cache, or a cache of your own); False computes them afresh.
@@ -59,7 +61,7 @@ class EmbeddingOptions:
     bounds: str | NetworkBounds = "auto"
     domain: Any = None
     check_size: bool = True
-    bound_options: Mapping[str, Any] | None = None
+    bound_options: BoundOptions | Mapping[str, Any] | None = None
     bound_cache: bool | BoundsCache = True
 
     def __post_init__(self) -> None:
@@ -91,12 +93,12 @@ class EmbeddingOptions:
         if not isinstance(self.check_size, bool):
             raise InvalidOptionError(f"check_size must be True or False, got {self.check_size!r}")
         if self.bound_options is not None:
-            if not isinstance(self.bound_options, Mapping):
+            if not isinstance(self.bound_options, (Mapping, BoundOptions)):
                 raise InvalidOptionError(
-                    "bound_options must be a mapping of bounding options, got "
-                    f"{type(self.bound_options).__name__}"
+                    "bound_options must be a mapping of bounding options or a BoundOptions, "
+                    f"got {type(self.bound_options).__name__}"
                 )
-            object.__setattr__(self, "bound_options", MappingProxyType(dict(self.bound_options)))
+            object.__setattr__(self, "bound_options", BoundOptions.from_value(self.bound_options))
         if not isinstance(self.bound_cache, (bool, BoundsCache)):
             raise InvalidOptionError(
                 f"bound_cache must be True, False or a BoundsCache, got {self.bound_cache!r}"
@@ -120,10 +122,7 @@ class EmbeddingOptions:
 
     def as_dict(self) -> dict[str, Any]:
         """The options as keyword arguments of ``add_sparse_predictor_constr``."""
-        values = {name: getattr(self, name) for name in self.names()}
-        if values["bound_options"] is not None:
-            values["bound_options"] = dict(values["bound_options"])
-        return values
+        return {name: getattr(self, name) for name in self.names()}
 
 
 def split_options(

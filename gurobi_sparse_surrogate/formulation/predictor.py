@@ -350,16 +350,15 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                 )
             lower = np.maximum(lower, domain.lower)
             upper = np.minimum(upper, domain.upper)
-        options = dict(self._options.bound_options or {})
-        options.setdefault("verbose", bool(getattr(self, "verbose", False)))
         return cached_compute_bounds(
             self.layers,
             lower,
             upper,
             method,
             domain,
+            bool(getattr(self, "verbose", False)),
             cache=self._options.bound_cache,
-            **options,
+            options=self._options.bound_options,
         )
 
     def _check_unbounded(self) -> None:
@@ -619,8 +618,10 @@ def add_sparse_predictor_constr(
         domain : Box, LinfBall or L1Ball, optional
             An input domain that holds in the model (added with ``domain.add_to_model``); it
             gives tighter first-layer bounds.
-        bound_options : dict, optional
-            Options of the bounding method (such as a time budget).
+        bound_options : dict or BoundOptions, optional
+            Options of the bounding method (such as ``time_budget``), the fields of
+            :class:`~gurobi_sparse_surrogate.bounds.BoundOptions`; an unknown key or a bad
+            value raises :class:`~gurobi_sparse_surrogate.exceptions.InvalidOptionError`.
         check_size : bool, default True
             Raise :class:`ModelTooLargeError` before building when the size-limited licence
             could not solve the resulting model.
