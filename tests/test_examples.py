@@ -44,6 +44,14 @@ CASES = {
         ],
         "dense output at r.x:",
     ),
+    "plot_verify_onnx_vnnlib.py": (
+        [
+            ("gurobi_sparse_surrogate", "verify"),
+            ("gurobi_sparse_surrogate", "load_onnx"),
+            ("gurobi_sparse_surrogate", "load_vnnlib"),
+        ],
+        "eps = 0.1: verdict: sat",
+    ),
     "plot_bound_tightening.py": (
         [("gurobi_sparse_surrogate.bounds.lp", "LPStage")],
         "unstable per hidden layer",
