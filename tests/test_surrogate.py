@@ -384,3 +384,87 @@ def test_nested_swap_on_the_same_embedding_is_refused_and_leaves_the_model(embed
     assert sizes(m) == before
     pc.remove()
     assert sizes(m) == without_network
+
+
+def test_infeasible_dense_model_is_reported_infeasible():
+    net = random_network(4, 3, (8,), 2)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    # far above anything the network outputs on the box (|y| <= sum |W| + |b| per layer)
+    m.addConstr(pc.output[0, 0] >= 1e3)
+    m.setObjective(pc.output[0, 1], gp.GRB.MAXIMIZE)
+    m.Params.DualReductions = 0  # a definite answer: infeasible, not "infeasible or unbounded"
+    m.optimize()
+    assert m.Status == gp.GRB.INFEASIBLE  # the independent truth: the dense model itself
+    m.resetParams()
+    m.Params.OutputFlag = 0
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=30)
+    assert result.status == "infeasible" and result.objective is None
+    assert [p["name"] for p in result.phases] == ["surrogate 0", "dense"]
+    with pytest.raises(LookupError, match="no dense-valid solution"):
+        result.value(x)
+
+
+def test_quadratic_constraint_and_objective_on_the_outputs():
+    # z >= y0^2 (a quadratic constraint on the outputs), min z + (y1 - 0.3)^2
+    net = random_network(9, 3, (8,), 2)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    y0, y1 = pc.output[0, 0].item(), pc.output[0, 1].item()
+    z = m.addVar(lb=0.0, name="z")
+    m.addQConstr(z >= y0 * y0)
+    m.setObjective(z + (y1 - 0.3) * (y1 - 0.3), gp.GRB.MINIMIZE)
+    optimum = solve(m)
+    with SurrogateSwap(m, pc, surrogate=shifted(net, 0, 2.0)) as swap:
+        result = swap.optimize(time_limit=60)
+    # z cannot be recomputed from the dense outputs: no surrogate incumbent is taken as is
+    assert not any(h.feasible for h in result.history if h.phase == "surrogate 0")
+    assert result.status == "optimal"
+    dense = forward64(net, result.value(x))[0]
+    zv = result.value(z)
+    assert zv >= dense[0] ** 2 - 1e-5
+    # the objective is the user's, evaluated with the dense outputs
+    assert result.objective == pytest.approx(zv + (dense[1] - 0.3) ** 2, abs=1e-6)
+    assert result.objective == pytest.approx(optimum, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["abs", "min", "indicator", "and-elsewhere"])
+def test_general_constraints_are_repaired_only_when_they_read_the_outputs(kind):
+    net = random_network(5, 3, (8,), 2)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    y0, y1 = pc.output[0, 0].item(), pc.output[0, 1].item()
+    a = m.addVar(lb=-gp.GRB.INFINITY, name="a")
+    b, c, d = (m.addVar(vtype=gp.GRB.BINARY) for _ in range(3))
+    if kind == "abs":
+        m.addGenConstrAbs(a, y0)  # a = |y0|
+    elif kind == "min":
+        m.addGenConstrMin(a, [y0, y1])
+    elif kind == "indicator":
+        m.addGenConstrIndicator(b, True, y1 - a <= -0.5)  # b = 1  =>  y1 <= a - 0.5
+        m.addConstr(a == 0)
+    else:  # a general constraint the outputs do not enter: judged without a repair
+        m.addGenConstrAnd(b, [c, d])
+        m.addConstr(a == 0)
+    m.setObjective(y0 + y1 - a + 0.1 * b, gp.GRB.MAXIMIZE)
+    optimum = solve(m)
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=60)
+    surrogate_incumbents = [h for h in result.history if h.phase == "surrogate 0"]
+    assert surrogate_incumbents
+    if kind == "and-elsewhere":
+        assert any(h.feasible for h in surrogate_incumbents)
+    else:
+        assert not any(h.feasible for h in surrogate_incumbents)
+    assert result.status == "optimal"
+    assert result.objective == pytest.approx(optimum, rel=1e-4, abs=1e-5)
+    dense = forward64(net, result.value(x))[0]
+    av = result.value(a)
+    expected = {"abs": abs(dense[0]), "min": min(dense)}.get(kind, 0.0)
+    assert av == pytest.approx(expected, abs=1e-5)
+    if kind == "indicator" and result.value(b) > 0.5:
+        assert dense[1] <= av - 0.5 + 1e-5

@@ -917,8 +917,17 @@ class _SolveState:
         remaining = self.remaining()
         return remaining is not None and remaining <= 0.0
 
-    def _record(self, judge: _Judge, values: np.ndarray, phase: str, surrogate_obj, repaired=False):
-        dense, with_dense, objective, feasible, valid = judge.judge(values, repaired)
+    def _record(
+        self,
+        judge: _Judge,
+        values: np.ndarray,
+        phase: str,
+        surrogate_obj,
+        repaired=False,
+        solved=False,
+    ):
+        """Judge a solution; ``solved``: it solves the dense model itself (the dense phase)."""
+        dense, with_dense, objective, feasible, valid = judge.judge(values, repaired or solved)
         now = self.elapsed()
         self.history.append(
             Incumbent(
@@ -959,8 +968,12 @@ class _SolveState:
         m = self.swap.model
         phase_start = self.elapsed()
 
+        # a solution of the dense model satisfies the user's general and quadratic constraints
+        # by construction (with the dense network's outputs): they need no repair
+        dense_model = embedding is self.swap.dense_constr
+
         def offer(values: np.ndarray, objective: float) -> bool:
-            feasible, valid = self._record(judge, values, name, objective)
+            feasible, valid = self._record(judge, values, name, objective, solved=dense_model)
             if not feasible and candidates is not None:
                 candidates.append((objective, values, self.elapsed()))
             return valid
