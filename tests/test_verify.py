@@ -199,3 +199,57 @@ def test_undecided_verdicts_say_why(tmp_path):
     assert result.status == "unknown", result.summary()
     assert "Sigmoid" in result.reason and "1 of 1 disjuncts undecided" in result.reason
     assert result.to_vnncomp() == "unknown\n"
+
+
+@pytest.mark.parametrize("surrogate", [0.5])
+def test_surrogate_answers_are_judged_on_the_dense_network(net, tmp_path, surrogate):
+    x0 = np.full(4, 0.3)
+    label = int(forward64(net, x0)[0].argmax())
+    spec = prop(tmp_path, box_text(x0 - 1.5, x0 + 1.5) + not_class(label, 3), 4, 3)
+    result = verify(net, spec, time_limit=30, attack=False, surrogate=surrogate)
+    check_sat(result, net, spec)
+    logits = forward64(net, x0)[0]
+    radius = 0.25 * (logits[label] - np.sort(logits)[-2]) / lipschitz(net)
+    spec = prop(tmp_path, box_text(x0 - radius, x0 + radius) + not_class(label, 3), 4, 3)
+    result = verify(net, spec, time_limit=30, attack=False, proof_bounds=None, surrogate=surrogate)
+    assert result.status == "unsat", result.summary()  # proved by the dense fallback
+
+
+def cnn(pool):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 6, 6)),
+        nn.Conv2d(1, 2, 3),
+        nn.ReLU(),
+        pool,
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    ).eval()
+
+
+def cnn_lipschitz(net):
+    bound = 1.0
+    for m in net:
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            rows = m.weight.detach().abs().reshape(m.weight.shape[0], -1).sum(dim=1)
+            bound *= float(rows.max())
+    return bound  # ReLU and pooling are 1-Lipschitz in the L-infinity norm
+
+
+def test_convolutional_networks(tmp_path):
+    x0 = np.full(36, 0.5)
+    for pool in (nn.AvgPool2d(2), nn.MaxPool2d(2)):
+        net = cnn(pool)
+        logits = forward64(net, x0)[0]
+        label = int(logits.argmax())
+        radius = 0.25 * (logits[label] - np.sort(logits)[-2]) / cnn_lipschitz(net)
+        small = prop(tmp_path, box_text(x0 - radius, x0 + radius) + not_class(label, 3), 36, 3)
+        wide_box = (x0 - 4.0, x0 + 4.0)
+        wide = prop(tmp_path, box_text(*wide_box) + not_class(label, 3), 36, 3)
+        if isinstance(pool, nn.AvgPool2d):
+            assert verify(net, small, time_limit=20).status == "unsat"
+        else:  # max pooling has no bounds yet: no proof and no MILP, but attacks work
+            result = verify(net, small, time_limit=20)
+            assert result.status == "unknown" and "max pool" in result.reason
+        assert counterexample_off_centre(net, *wide_box, label)
+        check_sat(verify(net, wide, time_limit=20), net, wide)

@@ -197,11 +197,12 @@ def _add_value(model: gp.Model, y: list, polytopes: Sequence[OutputPolytope], bo
     ts = []
     for j, polytope in enumerate(polytopes):
         A, b = np.asarray(polytope.A), np.asarray(polytope.b)
-        # bounds of each row from the output bounds (interval arithmetic)
-        row_lo = np.maximum(A, 0) @ lower + np.minimum(A, 0) @ upper - b
-        row_hi = np.maximum(A, 0) @ upper + np.minimum(A, 0) @ lower - b
-        lb = float(np.max(row_lo)) if np.isfinite(row_lo).all() else -GRB.INFINITY
-        ub = float(np.max(row_hi)) if np.isfinite(row_hi).all() else GRB.INFINITY
+        lb, ub = -GRB.INFINITY, GRB.INFINITY
+        if np.isfinite(lower).all() and np.isfinite(upper).all():
+            # bounds of each row from the output bounds (interval arithmetic)
+            row_lo = np.maximum(A, 0) @ lower + np.minimum(A, 0) @ upper - b
+            row_hi = np.maximum(A, 0) @ upper + np.minimum(A, 0) @ lower - b
+            lb, ub = float(np.max(row_lo)), float(np.max(row_hi))
         t = model.addVar(lb=min(lb, ub), ub=ub, name=f"property_{j}")
         for i in range(A.shape[0]):
             nz = np.flatnonzero(A[i])

@@ -287,14 +287,7 @@ class _Parser:
             else:
                 raise self.error(f"syntax error: unknown command {command!r}", line)
         self.check_declarations()
-        terms: list[list[_Atom]] = [[]]
-        for dnf in assertions:
-            if len(terms) * len(dnf) > MAX_DISJUNCTS:
-                raise self.error(
-                    f"the property expands to more than {MAX_DISJUNCTS} disjuncts", None
-                )
-            terms = [a + b for a, b in itertools.product(terms, dnf)]
-        return self.group(terms)
+        return self.group(self.conjoin(assertions, None))
 
     def declare(self, body: list, line: int) -> None:
         if len(body) != 3 or not all(isinstance(b, _Sym) for b in body):
@@ -334,6 +327,21 @@ class _Parser:
                     None,
                 )
 
+    def conjoin(self, dnfs: list[list[list[_Atom]]], line: int | None) -> list[list[_Atom]]:
+        """The DNF of a conjunction of DNFs (distributing ``and`` over ``or``)."""
+        terms: list[list[_Atom]] = [[]]
+        for dnf in dnfs:
+            if len(dnf) == 1:  # a plain conjunction (input bounds): extend in place
+                for term in terms:
+                    term.extend(dnf[0])
+                continue
+            if len(terms) * len(dnf) > MAX_DISJUNCTS:
+                raise self.error(
+                    f"the property expands to more than {MAX_DISJUNCTS} disjuncts", line
+                )
+            terms = [a + b for a, b in itertools.product(terms, dnf)]
+        return terms
+
     # ---------------------------------------------------------------- formulas
     def formula(self, expr: Any) -> list[list[_Atom]]:
         """Disjunctive normal form: a list of conjunctions of atoms."""
@@ -346,15 +354,7 @@ class _Parser:
         if op in ("and", "or") and not args:
             raise self.error(f"syntax error: ({op}) without arguments", line)
         if op == "and":
-            terms: list[list[_Atom]] = [[]]
-            for arg in args:
-                dnf = self.formula(arg)
-                if len(terms) * len(dnf) > MAX_DISJUNCTS:
-                    raise self.error(
-                        f"the formula expands to more than {MAX_DISJUNCTS} disjuncts", line
-                    )
-                terms = [a + b for a, b in itertools.product(terms, dnf)]
-            return terms
+            return self.conjoin([self.formula(arg) for arg in args], line)
         if op == "or":
             return [term for arg in args for term in self.formula(arg)]
         if op in ("<=", ">=", "<", ">", "="):
