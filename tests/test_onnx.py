@@ -363,3 +363,26 @@ def test_division_by_the_activation_is_refused(tmp_path):
     )
     with pytest.raises(UnsupportedNetworkError, match="inv"):
         load_onnx(path)
+
+
+def test_constant_nodes_and_scalar_scaling_fold_into_the_next_layer(tmp_path):
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(2, 3))
+    path = tmp_path / "const.onnx"
+    _graph_file(
+        path,
+        [
+            helper.make_node("Constant", [], ["two"], name="c", value_float=2.0),
+            helper.make_node("Mul", ["x", "two"], ["x2"], name="scale"),
+            helper.make_node("Gemm", ["x2", "W"], ["y"], name="gemm", transB=1),
+        ],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [_tensor("W", w)],
+    )
+    loaded = load_onnx(path)
+    assert [type(m).__name__ for m in loaded] == ["Linear"]
+    x = rng.uniform(-1, 1, size=(10, 3))
+    want = 2.0 * x @ w.astype(np.float32).astype(np.float64).T
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(torch.from_numpy(x)).numpy(), want, rtol=1e-12)

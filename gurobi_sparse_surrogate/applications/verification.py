@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from .output_condition import (
 from .vnnlib import VnnlibProperty
 
 __all__ = ["VerificationResult", "verify"]
+
+log = logging.getLogger(__name__)
 
 #: Verdicts of :func:`verify` (``"error"`` is the command line's, for a run that failed).
 STATUSES = ("sat", "unsat", "unknown", "timeout")
@@ -222,6 +225,7 @@ def verify(
 
     def finish(status: str, reason: str) -> VerificationResult:
         result.status, result.reason, result.runtime = status, reason, clock()
+        log.info("verify: %s", result.summary())
         return result
 
     def found(x: np.ndarray, c: int, by: str) -> VerificationResult | None:
@@ -273,6 +277,12 @@ def verify(
             result.reason = note
     if all(d["status"] == "unreachable" for d in disjuncts):
         return finish("unsat", f"every disjunct is unreachable by {proof_bounds} bounds")
+    log.info(
+        "verify: %d of %d disjuncts unreachable by bounds (%.2f s)",
+        sum(d["status"] == "unreachable" for d in disjuncts),
+        len(disjuncts),
+        result.proof_seconds,
+    )
 
     # 2. attacks
     starts: dict[int, tuple[np.ndarray, float]] = {}  # best attack point per case
@@ -330,6 +340,7 @@ def verify(
             seed=seed,
             verbose=verbose,
         )
+        log.info("verify: MILP of box %d: %s %s", c, outcome.status, outcome.reason)
         if outcome.model_stats:
             result.model_stats.append({"case": c, **outcome.model_stats})
         if outcome.status == "found":

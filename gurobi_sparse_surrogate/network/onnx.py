@@ -438,9 +438,12 @@ def _fold_constant(builder: _Builder, node: Any) -> bool:
     if op == "Shape" and ins[0] == builder.current:
         value = np.array(builder.shape, dtype=np.int64)
     elif op == "Constant":
-        if "value" not in a:
-            raise builder.fail(node, f"only tensor constants are supported, got {sorted(a)}")
-        value = np.asarray(a["value"])
+        keys = [
+            k for k in ("value", "value_float", "value_floats", "value_int", "value_ints") if k in a
+        ]
+        if not keys:
+            raise builder.fail(node, f"only numeric constants are supported, got {sorted(a)}")
+        value = np.asarray(a[keys[0]])
     elif not all(n in builder.constants for n in ins if n):
         return False
     else:
