@@ -37,6 +37,11 @@ def random_sparse(rng: np.random.Generator, m: int, n: int, density: float) -> s
     return sp.csr_array(dense)
 
 
+#: HiGHS tolerances tightened (default 1e-7): an LP optimum is then exact to ~1e-10 times the
+#: weights' norm, which the comparisons at 1e-7 below need.
+HIGHS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+
+
 def lp_bounds(domain, weight: np.ndarray, bias: np.ndarray):
     """Row-wise min and max of W x + b over the domain, by LP (scipy's HiGHS).
 
@@ -58,8 +63,8 @@ def lp_bounds(domain, weight: np.ndarray, bias: np.ndarray):
     lows, highs = [], []
     for row, offset in zip(weight, bias, strict=True):
         cost = np.concatenate([row, np.zeros(pad)])
-        lo = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=box, method="highs")
-        hi = linprog(-cost, A_ub=a_ub, b_ub=b_ub, bounds=box, method="highs")
+        lo = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=box, method="highs", options=HIGHS)
+        hi = linprog(-cost, A_ub=a_ub, b_ub=b_ub, bounds=box, method="highs", options=HIGHS)
         assert lo.status == 0 and hi.status == 0
         lows.append(lo.fun + offset)
         highs.append(-hi.fun + offset)
@@ -87,7 +92,18 @@ def solve_linear(model: gp.Model, x, w: np.ndarray, sense) -> float:
 
 @pytest.fixture(scope="module")
 def env():
-    e = gp.Env(params={"OutputFlag": 0, "Threads": 1})
+    # Gurobi's tolerances tightened (FeasibilityTol and OptimalityTol 1e-6, BarConvTol 1e-8 by
+    # default): an LP optimum is off by up to FeasibilityTol times the weights' norm, which
+    # the comparisons at 1e-6 (and the QP's at 1e-7) below would not allow
+    e = gp.Env(
+        params={
+            "OutputFlag": 0,
+            "Threads": 1,
+            "FeasibilityTol": 1e-9,
+            "OptimalityTol": 1e-9,
+            "BarConvTol": 1e-10,
+        }
+    )
     yield e
     e.dispose()
 

@@ -34,11 +34,25 @@ network_args = {
 }
 
 
+#: Solver tolerances tightened in these exactness tests: with Gurobi's defaults an output may
+#: be off by IntFeasTol (1e-5) times a big-M, and an optimum by MIPGap (1e-4 relative), which
+#: the 1e-5 / 1e-6 comparisons below would not allow.
+TIGHT = {"IntFeasTol": 1e-9, "FeasibilityTol": 1e-9}
+
+
+def tighten(m: gp.Model, mip_gap: bool = False) -> gp.Model:
+    for name, value in TIGHT.items():
+        m.setParam(name, value)
+    if mip_gap:
+        m.Params.MIPGap = 1e-9
+    return m
+
+
 def quiet_model() -> gp.Model:
     m = gp.Model()
     m.Params.OutputFlag = 0
     m.Params.Threads = 1
-    return m
+    return tighten(m)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,7 +103,7 @@ def test_one_dimensional_input_list_of_vars_and_given_outputs(model):
     y = model.addMVar(2, lb=-gp.GRB.INFINITY)
     pc = add_sparse_predictor_constr(model, net, x, y)
     model.addConstrs(x[i] == 0.25 * (i + 1) for i in range(3))
-    model.optimize()
+    tighten(model).optimize()
     np.testing.assert_allclose(y.X, forward64(net, [0.25, 0.5, 0.75])[0], atol=1e-6)
     assert pc.output.shape == (1, 2)
 
@@ -117,7 +131,7 @@ def test_hand_made_network_has_exactly_the_expected_counts(model):
     assert pc.stats["constraints"] == 5
     # constant neuron folded into the output bias: 0.25 + 3 * 0.3
     model.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
-    model.optimize()
+    tighten(model, mip_gap=True).optimize()
     expected = max(forward64(net, p)[0, 0] for p in [[0, 0], [0, 1], [1, 0], [1, 1]])
     assert model.ObjVal == pytest.approx(expected)
 
@@ -125,7 +139,7 @@ def test_hand_made_network_has_exactly_the_expected_counts(model):
 def dense_and_sparse_optimum(net, formulation, objective):
     values, models = [], []
     for embed in ("gurobi-ml", "sparse"):
-        m = quiet_model()
+        m = tighten(quiet_model(), mip_gap=True)  # two optima compared at 1e-6
         x = m.addMVar(4, lb=-1.0, ub=1.0)
         if embed == "gurobi-ml":
             pc = add_predictor_constr(m, net, x)
@@ -208,7 +222,7 @@ def test_unbounded_inputs_named_for_big_m_but_fine_for_max(model):
         add_sparse_predictor_constr(model, net, x)
     pc = add_sparse_predictor_constr(model, net, x, relu_formulation="max")
     model.addConstr(x[2] == 0.3)
-    model.optimize()
+    tighten(model).optimize()
     assert pc.get_error().max() < 1e-6
 
 

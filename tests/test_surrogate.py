@@ -17,6 +17,12 @@ from gurobi_sparse_surrogate.surrogate.swap import SurrogateSwap
 
 EMBEDDERS = {"gurobi-ml": add_predictor_constr, "sparse": add_sparse_predictor_constr}
 
+#: Two solves of the same problem agree within Gurobi's default relative MIPGap (1e-4).
+MIP_GAP = 1e-4
+#: A solver's network output at its own input differs from torch by up to IntFeasTol (1e-5)
+#: times the big-M of the ReLUs it crosses (below 10 for these small networks on [0, 1]^n).
+INT_FEAS = 1e-5 * 10
+
 
 def quiet_model() -> gp.Model:
     m = gp.Model()
@@ -59,7 +65,7 @@ def test_restore_leaves_model_and_optimum_as_before(embed):
         assert swap.surrogate_constr is not None
         swap.optimize(time_limit=30)
     assert sizes(m) == before
-    assert solve(m) == pytest.approx(optimum, abs=1e-6)
+    assert solve(m) == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
     assert pc.get_error().max() < 1e-5  # the user's handle describes the restored embedding
     assert all(torch.equal(state[k], net.state_dict()[k]) for k in state)
     pc.remove()  # removes what it removed before the swap, outputs it created included
@@ -80,7 +86,7 @@ def test_fallback_reaches_the_dense_optimum_and_never_loses(embed, sense):
     with SurrogateSwap(m, pc, surrogate=0.5) as swap:
         result = swap.optimize(time_limit=60)
     assert result.status == "optimal"
-    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    assert result.objective == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
     sign = 1 if sense == gp.GRB.MAXIMIZE else -1
     surrogate_best = [h.dense_objective for h in result.history if h.phase != "dense" and h.valid]
     if surrogate_best:
@@ -128,7 +134,7 @@ def test_dense_infeasible_incumbent_is_reported_and_repaired():
     assert forward64(net, xv)[0, 1] - sv <= threshold + 1e-6
     x.LB = x.UB = xv
     s.LB = s.UB = sv
-    assert solve(m) == pytest.approx(result.objective, abs=1e-5)
+    assert solve(m) == pytest.approx(result.objective, rel=MIP_GAP, abs=1e-5)
 
 
 def test_fallback_after_a_misleading_surrogate_finds_the_dense_optimum():
@@ -138,7 +144,7 @@ def test_fallback_after_a_misleading_surrogate_finds_the_dense_optimum():
     with SurrogateSwap(m, pc, surrogate=surrogate) as swap:
         result = swap.optimize(time_limit=60)
     assert result.status == "optimal"
-    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    assert result.objective == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
     assert [p["name"] for p in result.phases] == ["surrogate 0", "repair", "dense"]
 
 
@@ -199,8 +205,8 @@ def test_general_constraint_on_the_outputs_is_judged_by_repair():
         result = swap.optimize(time_limit=30, fallback=False)
     assert not any(h.feasible for h in result.history if h.phase == "surrogate 0")
     dense = forward64(net, result.value(x))[0]
-    assert result.value(z) == pytest.approx(max(dense), abs=1e-6)
-    assert result.objective == pytest.approx(max(dense), abs=1e-6)
+    assert result.value(z) == pytest.approx(max(dense), abs=1e-5)
+    assert result.objective == pytest.approx(max(dense), abs=1e-5)
 
 
 def test_optimize_outside_a_with_block_leaves_the_dense_model_in_place():
@@ -212,9 +218,9 @@ def test_optimize_outside_a_with_block_leaves_the_dense_model_in_place():
     before, optimum = sizes(m), solve(m)
     swap = SurrogateSwap(m, pc, surrogate=0.5)
     result = swap.optimize(time_limit=30)
-    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    assert result.objective == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
     assert swap.surrogate_constr is None and sizes(m) == before
-    assert solve(m) == pytest.approx(optimum, abs=1e-6)
+    assert solve(m) == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
 
 
 @needs_size_limited_licence
@@ -243,10 +249,12 @@ def test_two_networks_swap_one_keep_the_other():
     optimum = solve(m)
     with SurrogateSwap(m, pc1, surrogate=0.5) as swap:
         result = swap.optimize(time_limit=60)
-    assert result.objective == pytest.approx(optimum, abs=1e-5)
+    assert result.objective == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
     xv = result.value(x)
-    assert result.value(pc2.output)[0, 0] == pytest.approx(forward64(second, xv)[0, 0], abs=1e-5)
-    assert solve(m) == pytest.approx(optimum, abs=1e-6)
+    assert result.value(pc2.output)[0, 0] == pytest.approx(
+        forward64(second, xv)[0, 0], abs=INT_FEAS
+    )
+    assert solve(m) == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
 
 
 def test_errors():
@@ -296,7 +304,7 @@ def test_pruning_time_is_counted_by_the_first_optimize_only():
     assert first.pruning_seconds == swap.pruning_seconds > 0
     assert second.pruning_seconds == 0.0
     assert first.time_to_first_valid >= first.pruning_seconds
-    assert second.objective == pytest.approx(first.objective, abs=1e-6)
+    assert second.objective == pytest.approx(first.objective, rel=MIP_GAP, abs=1e-6)
 
 
 def model_state(m: gp.Model, x: gp.MVar, y: gp.MVar, w: gp.Var) -> dict:
