@@ -386,3 +386,34 @@ def test_constant_nodes_and_scalar_scaling_fold_into_the_next_layer(tmp_path):
     want = 2.0 * x @ w.astype(np.float32).astype(np.float64).T
     with torch.no_grad():
         np.testing.assert_allclose(loaded(torch.from_numpy(x)).numpy(), want, rtol=1e-12)
+
+
+def test_one_dimensional_input_times_matrix(tmp_path):
+    """``W @ x`` on a 1-D input with 1-D biases (the layout of .nnet conversions)."""
+    rng = np.random.default_rng(3)
+    w1, b1, w2, b2 = (
+        rng.normal(size=(4, 3)),
+        rng.normal(size=4),
+        rng.normal(size=(2, 4)),
+        rng.normal(size=2),
+    )
+    path = tmp_path / "vector.onnx"
+    _graph_file(
+        path,
+        [
+            helper.make_node("MatMul", ["W1", "x"], ["h"], name="m1"),
+            helper.make_node("Add", ["h", "b1"], ["hb"], name="a1"),
+            helper.make_node("Relu", ["hb"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["W2", "r"], ["o"], name="m2"),
+            helper.make_node("Add", ["b2", "o"], ["y"], name="a2"),
+        ],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [_tensor("W1", w1), _tensor("b1", b1), _tensor("W2", w2), _tensor("b2", b2)],
+    )
+    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+    x = rng.uniform(-1, 1, size=(30, 3))
+    want = np.maximum(x @ f32(w1).T + f32(b1), 0.0) @ f32(w2).T + f32(b2)
+    with torch.no_grad():
+        got = load_onnx(path)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

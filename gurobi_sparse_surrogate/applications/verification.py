@@ -14,6 +14,7 @@ from torch import nn
 from ..domains import Box
 from ..exceptions import ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network, extract_layers
+from ..summaries import compact_repr
 from .common import check_time_limit
 from .output_condition import (
     PROOF_TOL,
@@ -82,8 +83,27 @@ class VerificationResult:
     disjuncts: list[dict] = field(default_factory=list)
     model_stats: list[dict] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        return compact_repr(
+            "VerificationResult",
+            {
+                "status": self.status,
+                "case": self.case,
+                "polytope": self.polytope,
+                "value": self.value,
+                "found_by": self.found_by,
+                "runtime": self.runtime,
+            },
+        )
+
     def summary(self) -> str:
-        """One line: the verdict, the time and why."""
+        """One line: the verdict, the time and why.
+
+        Examples
+        --------
+        >>> print(VerificationResult("unsat", "every disjunct is unreachable", runtime=0.25))
+        unsat in 0.25 s: every disjunct is unreachable
+        """
         text = f"{self.status} in {self.runtime:.2f} s"
         if self.status == "sat":
             text += (

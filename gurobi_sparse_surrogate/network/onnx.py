@@ -289,10 +289,11 @@ class _Builder:
             self.linear(right.T.copy(), np.zeros(right.shape[1]), out)
         else:
             assert left is not None
-            ok = len(shape) >= 2 and shape[-1] == 1 and shape[-2] == left.shape[-1]
+            vector = len(shape) == 1  # W @ x with a 1-D x, as .nnet conversions write it
+            ok = vector or (len(shape) >= 2 and shape[-1] == 1 and shape[-2] == left.shape[-1])
             if left.ndim != 2 or not ok or self.n != left.shape[1]:
                 raise self.fail(node, f"cannot multiply {left.shape} by a {shape} tensor")
-            out = (*shape[:-2], left.shape[0], 1)
+            out = (left.shape[0],) if vector else (*shape[:-2], left.shape[0], 1)
             self.linear(left.copy(), np.zeros(left.shape[0]), out)
 
     def gemm(self, node: Any) -> None:
