@@ -329,3 +329,11 @@ def test_l1_lp_rows_stay_within_their_declared_size_and_hold_on_the_ball():
 def test_precomputed_bounds_carry_no_records():
     bounds = NetworkBounds.from_arrays([np.zeros(2)], [np.ones(2)])
     assert bounds.stages == [] and bounds.notes == [] and bounds.seconds == 0.0
+
+
+def test_misspelled_bound_option_through_an_application_fails_before_solving():
+    from gurobi_sparse_surrogate import Box, maximize_output
+
+    net = random_network(4, 3, (4,), 1)
+    with pytest.raises(InvalidOptionError, match="'time_limit'.*'time_budget'"):
+        maximize_output(net, Box(np.zeros(3), np.ones(3)), bound_options={"time_limit": 1.0})
