@@ -182,6 +182,25 @@ def test_bad_arguments(digits):
         pgd_attack(net, x0, (0, 1))
     with pytest.raises(ValueError, match="output_index"):
         pgd_maximize(net, ball, output_index=10)
+    with pytest.raises(TypeError, match="network must be a torch.nn.Module, got dict"):
+        pgd_attack({}, x0, ball)
+    with pytest.raises(TypeError, match="network must be a torch.nn.Module"):
+        pgd_maximize(lambda x: x, ball)
+    with pytest.raises(TypeError, match="domain must be a Box, LinfBall or L1Ball, got tuple"):
+        pgd_maximize(net, (0, 1))
+    with pytest.raises(ValueError, match="steps must be a non-negative integer, got -1"):
+        pgd_attack(net, x0, ball, steps=-1)
+    with pytest.raises(ValueError, match="steps must be a non-negative integer, got 2.5"):
+        pgd_maximize(net, ball, steps=2.5)
+    with pytest.raises(ValueError, match="step_size must be a positive number or None"):
+        pgd_attack(net, x0, ball, step_size=0.0)
+    with pytest.raises(ValueError, match="step_size must be a positive number or None"):
+        pgd_maximize(net, ball, step_size=float("nan"))
+    with pytest.raises(ValueError, match="x0 contains NaN or infinite values"):
+        pgd_attack(net, np.where(np.arange(x0.size) == 3, np.nan, x0), ball)
+    one_output = nn.Sequential(nn.Linear(x0.size, 1))
+    with pytest.raises(ValueError, match="at least 2 classes, the network has 1 output"):
+        pgd_attack(one_output, x0, ball)
 
 
 @pytest.mark.parametrize("kind", ["box", "l1"])
