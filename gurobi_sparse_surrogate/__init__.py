@@ -7,6 +7,7 @@ from .applications.verification import VerificationResult, verify
 from .applications.vnnlib import VnnlibProperty, load_vnnlib
 from .bounds import METHODS as BOUND_METHODS
 from .bounds import BoundOptions, NetworkBounds, compute_bounds
+from .bounds.objective import ObjectiveBound, bound_output_objective
 from .domains import Box, Domain, L1Ball, LinfBall
 from .exceptions import (
     BatchNormTrainingError,
@@ -57,6 +58,8 @@ __all__ = [
     "pruning_report",
     "NetworkBounds",
     "BoundOptions",
+    "ObjectiveBound",
+    "bound_output_objective",
     "SparseSequentialConstr",
     "add_sparse_predictor_constr",
     "check_model_size",

@@ -10,14 +10,16 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
+from ..bounds.cache import cached_compute_bounds
+from ..bounds.objective import bound_output_objective
 from ..domains import Domain
-from ..exceptions import ShapeMismatchError
-from ..network.extraction import Float64Network
+from ..exceptions import ShapeMismatchError, SparseSurrogateError
+from ..network.extraction import Float64Network, extract_layers
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import pgd_attack
 from .common import (
-    build_input_model,
+    build_fitting_input_model,
     check_time_limit,
     default_bound_options,
     record_outcome,
@@ -30,6 +32,8 @@ MARGIN_TOL = 1e-6
 #: The solver's proven bound on the margin must exceed ``ROBUST_TOL`` to count as a proof of
 #: robustness: it absorbs Gurobi's feasibility and integrality tolerances.
 ROBUST_TOL = 1e-4
+#: Objective-bound cuts are relaxed by this relative amount against the solver's tolerances.
+CUT_SLACK = 1e-5
 
 
 @dataclass
@@ -67,6 +71,12 @@ class AdversarialResult:
         Formulation statistics: ``dense`` and, with a surrogate, ``surrogate``.
     history : list of dict
         Every incumbent: time, phase, solver objective, dense margin, valid.
+    proof_seconds : float
+        Time spent on objective-aware bounds (:func:`bound_output_objective`) before the MILP.
+    proven_classes : list of int
+        Classes proven unable to overtake the label by those bounds (they leave the MILP).
+    reason : str or None
+        Why the status is ``"unknown"`` (time limit, a model too large for the licence...).
     """
 
     status: str
@@ -83,6 +93,9 @@ class AdversarialResult:
     found_by: str | None = None
     model_stats: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    proof_seconds: float = 0.0
+    proven_classes: list[int] = field(default_factory=list)
+    reason: str | None = None
 
     def __repr__(self) -> str:
         return compact_repr(
@@ -126,6 +139,10 @@ class AdversarialResult:
             f"{seconds(self.pruning_seconds)}, bounding {seconds(self.bounding_seconds)})",
             *phase_table(phases_from_history(self.history)),
         ]
+        if self.proven_classes:
+            lines.insert(2, f"  proven before any MILP: classes {self.proven_classes}")
+        if self.reason:
+            lines.insert(2, f"  reason: {self.reason}")
         return "\n".join(lines)
 
 
@@ -172,6 +189,7 @@ def find_adversarial(
     relu_formulation: str = "bigm",
     seed: int = 0,
     verbose: bool = False,
+    proof_steps: int | None = 30,
 ) -> AdversarialResult:
     """Search the domain for an input the dense network misclassifies, or prove there is none.
 
@@ -313,35 +331,110 @@ def find_adversarial(
             if stop_at_first:
                 return finish(found.x, "adversarial", "attack")
 
-    problem = build_input_model(
+    others = [i for i in range(forward(x0).size) if i != label]
+    candidates = others if target_class is None else [target_class]
+    bound_opts = default_bound_options(
+        bounds, bound_options, time_limit, domain, [x0, start_point], seed
+    )
+    proven_bounds: dict[int, float] = {}
+    net_bounds = None
+
+    def prove(intermediate: Any) -> None:
+        """Drop the classes an objective-aware bound proves (margin > 0 over the domain)."""
+        open_classes = [j for j in candidates if j not in proven_bounds]
+        if not open_classes or not proofs:
+            return
+        began = time.perf_counter()
+        rows = np.zeros((len(open_classes), len(others) + 1))
+        rows[:, label] = 1.0
+        rows[np.arange(len(open_classes)), open_classes] = -1.0
+        try:
+            found = bound_output_objective(
+                network, domain, rows, bounds=intermediate, steps=proof_steps
+            )
+        except SparseSurrogateError as error:  # a layer kind the proof does not support
+            result.reason = f"no objective-aware proof: {error}"
+            return
+        finally:
+            result.proof_seconds += time.perf_counter() - began
+        for j, value in zip(open_classes, found.lower, strict=True):
+            class_bounds[j] = max(class_bounds.get(j, -np.inf), float(value))
+            if value > 0:
+                proven_bounds[j] = float(value)
+        result.proven_classes = sorted(proven_bounds)
+
+    class_bounds: dict[int, float] = {}
+    proofs = bool(proof_steps is not None and proof_steps >= 0)
+
+    def all_proven() -> AdversarialResult | None:
+        if all(j in proven_bounds for j in candidates):
+            result.bound = min(proven_bounds[j] for j in candidates)
+            return finish(start_point, "robust")
+        return None
+
+    prove("linear")
+    if (done := all_proven()) is not None:
+        return done
+    if isinstance(bounds, str) and surrogate is None:
+        # The embedding's own bounds (through the cache, so the embedding reuses them) are
+        # usually tighter than "linear": prove again with them before building anything.
+        began = time.perf_counter()
+        net_bounds = cached_compute_bounds(
+            extract_layers(network),
+            domain.lower[None],
+            domain.upper[None],
+            bounds,
+            domain,
+            **bound_opts,
+        )
+        result.bounding_seconds += time.perf_counter() - began
+        if net_bounds.method != "linear":
+            prove(net_bounds)
+            if (done := all_proven()) is not None:
+                return done
+    remaining_classes = [j for j in candidates if j not in proven_bounds]
+    if clock() >= time_limit:
+        result.reason = "time limit reached before the MILP"
+        return undecided()
+
+    problem, reason = build_fitting_input_model(
         network,
         domain,
         threads=threads,
         bounds=bounds,
         relu_formulation=relu_formulation,
-        bound_options=default_bound_options(
-            bounds, bound_options, time_limit, domain, [x0, start_point], seed
-        ),
+        bound_options=bound_opts,
         verbose=verbose,
         placeholder=surrogate is not None,
     )
+    if problem is None:
+        result.reason = reason
+        return undecided()
     try:
         if not problem.placeholder:
             result.model_stats["dense"] = problem.predictor.stats
         y = problem.predictor.output[0]
         m = problem.model
-        if target_class is None:
-            others = [i for i in range(y.shape[0]) if i != label]
+        if len(remaining_classes) > 1:
             best_other = m.addVar(lb=-GRB.INFINITY, name="best_other_logit")
-            m.addGenConstrMax(best_other, [y[i].item() for i in others])
-            m.setObjective(y[label] - best_other, GRB.MINIMIZE)
+            m.addGenConstrMax(best_other, [y[i].item() for i in remaining_classes])
+            objective = y[label] - best_other
         else:
-            m.setObjective(y[label] - y[target_class], GRB.MINIMIZE)
+            objective = y[label] - y[remaining_classes[0]]
+        m.setObjective(objective, GRB.MINIMIZE)
+        # Proven bounds are cuts: y_label - y_j >= bound_j holds for every input of the
+        # domain (relaxed by the solver's tolerances so that no exact point is cut off).
+        for j in remaining_classes:
+            value = class_bounds.get(j, -np.inf)
+            if np.isfinite(value):
+                slack = CUT_SLACK * (1.0 + abs(value))
+                m.addConstr(y[label] - y[j] >= value - slack, name=f"objective_bound[{j}]")
         # The dense model proves robustness as soon as its bound is positive; the callback
         # stops at the first input torch confirms as adversarial.
         dense_params = {"BestBdStop": 2 * ROBUST_TOL}
         remaining = time_limit - clock()
         if remaining <= 0:
+            result.reason = "time limit reached before the MILP"
             return undecided()
         outcome = solve(
             problem,
@@ -356,14 +449,19 @@ def find_adversarial(
             start=start_point,
             dense_params=dense_params,
         )
+        precomputed = result.bounding_seconds  # the embedding's bounds came from the cache
         record_outcome(result, outcome, "dense_margin")
+        result.bounding_seconds += precomputed
         if result.time_to_first is None:
             result.time_to_first = outcome.first_valid
         result.bound = outcome.bound
+        if result.bound is not None and proven_bounds:
+            result.bound = min(result.bound, *proven_bounds.values())
         if outcome.best_x is not None:
             return finish(outcome.best_x, "adversarial", outcome.found_by)
         if outcome.bound is not None and outcome.bound > ROBUST_TOL:
             return finish(start_point, "robust")
+        result.reason = "time limit reached"
         return undecided()
     finally:
         problem.dispose()

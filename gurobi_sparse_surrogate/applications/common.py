@@ -21,6 +21,7 @@ from torch import nn
 
 from ..bounds.options import BoundOptions
 from ..domains import Domain
+from ..exceptions import ModelTooLargeError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..surrogate.swap import SurrogateSwap, optimize_judging, proven_bound
 
@@ -79,12 +80,42 @@ def build_input_model(
         "domain": domain,
         "bound_options": bound_options,
     }
-    if placeholder:
-        cheap = {**options, "bounds": "interval", "relu_formulation": "max", "check_size": False}
-        predictor = add_sparse_predictor_constr(model, network, x, **cheap)
-    else:
-        predictor = add_sparse_predictor_constr(model, network, x, **options)
+    try:
+        if placeholder:
+            cheap = {
+                **options,
+                "bounds": "interval",
+                "relu_formulation": "max",
+                "check_size": False,
+            }
+            predictor = add_sparse_predictor_constr(model, network, x, **cheap)
+        else:
+            predictor = add_sparse_predictor_constr(model, network, x, **options)
+    except BaseException:
+        model.dispose()
+        env.dispose()
+        raise
     return InputModel(model, env, x, predictor, options, placeholder)
+
+
+def build_fitting_input_model(network: nn.Module, domain: Domain, **options: Any):
+    """:func:`build_input_model`, or ``(None, reason)`` when no formulation fits the licence.
+
+    With big-M ReLUs too large, the max formulation is tried (Gurobi's max constraints do not
+    count against the size-limited licence).
+    """
+    try:
+        return build_input_model(network, domain, **options), None
+    except ModelTooLargeError as error:
+        first = str(error)
+    if options["relu_formulation"] != "max":
+        try:
+            return build_input_model(
+                network, domain, **{**options, "relu_formulation": "max"}
+            ), None
+        except ModelTooLargeError as error:
+            first = f"{first}; with relu_formulation='max': {error}"
+    return None, f"the model does not fit the licence: {first}"
 
 
 def default_bound_options(

@@ -10,14 +10,15 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
+from ..bounds.objective import bound_output_objective
 from ..domains import Domain
-from ..exceptions import ShapeMismatchError
+from ..exceptions import ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import pgd_maximize
 from .common import (
-    build_input_model,
+    build_fitting_input_model,
     check_time_limit,
     default_bound_options,
     record_outcome,
@@ -49,6 +50,9 @@ class MaximizationResult:
         Formulation statistics: ``dense`` and, with a surrogate, ``surrogate``.
     history : list of dict
         Every solution found: time, phase, solver objective, dense value.
+    reason : str or None
+        Why the dense model was not solved to optimality, when it was not built at all
+        (a model too large for the licence).
     """
 
     value: float | None
@@ -62,6 +66,7 @@ class MaximizationResult:
     bounding_seconds: float = 0.0
     model_stats: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    reason: str | None = None
 
     def __repr__(self) -> str:
         return compact_repr(
@@ -197,7 +202,7 @@ def maximize_output(
             {"time": now, "phase": "attack", "solver_objective": None, "dense_value": value}
         )
 
-    problem = build_input_model(
+    problem, reason = build_fitting_input_model(
         network,
         domain,
         threads=threads,
@@ -209,6 +214,16 @@ def maximize_output(
         verbose=verbose,
         placeholder=surrogate is not None,
     )
+    if problem is None:
+        # No MILP fits: the best input found so far stands, with an objective-aware bound.
+        result.reason = reason
+        try:
+            c = -np.eye(n_out)[output_index]
+            result.bound = -float(bound_output_objective(network, domain, c).lower[0])
+        except SparseSurrogateError:
+            pass
+        result.runtime = clock()
+        return result
     try:
         if not problem.placeholder:
             result.model_stats["dense"] = problem.predictor.stats

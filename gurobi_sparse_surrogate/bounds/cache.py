@@ -130,8 +130,8 @@ def bounds_key(
     digest = hashlib.blake2b(digest_size=20)
     digest.update(layers_fingerprint(layers).encode())
     try:
-        _feed(digest, np.asarray(input_lower, dtype=np.float64))
-        _feed(digest, np.asarray(input_upper, dtype=np.float64))
+        _feed(digest, np.atleast_2d(np.asarray(input_lower, dtype=np.float64)))
+        _feed(digest, np.atleast_2d(np.asarray(input_upper, dtype=np.float64)))
         _feed(digest, method)
         _feed(digest, domain)
         _feed(digest, explicit)
