@@ -144,7 +144,7 @@ def test_verbose_application_call_prints_its_lines(capfd):
     x0 = np.full(4, 0.5)
     domain = gurobi_sparse_surrogate.LinfBall(x0, 0.1, lower=0.0, upper=1.0)
     gurobi_sparse_surrogate.find_adversarial(
-        net, x0, domain, attack=False, time_limit=20, verbose=True
+        net, x0, domain, attack=False, time_limit=20, verbose=True, proof_steps=None
     )
     err = capfd.readouterr().err
     assert "gurobi_sparse_surrogate: embedded " in err

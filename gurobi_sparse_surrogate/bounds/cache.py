@@ -111,6 +111,11 @@ def layers_fingerprint(layers: Sequence[Layer]) -> str:
     digest = hashlib.blake2b(digest_size=20)
     for layer in layers:
         _feed(digest, (type(layer).__qualname__, layer.weight, layer.bias, bool(layer.relu)))
+        for name in ("kind", "windows", "input_shape", "output_shape"):
+            try:
+                _feed(digest, getattr(layer, name, None))
+            except _Unhashable:
+                _feed(digest, repr(getattr(layer, name)))
         extra = getattr(layer, "cache_key", None)
         if callable(extra):
             _feed(digest, extra())
