@@ -4,8 +4,8 @@ recipes that chain them (``auto``), typed records of what every stage did, and a
 
 from . import interval, linear, lp, recipes  # noqa: F401  (recipes registers the methods)
 from .cache import BOUNDS_CACHE, BoundsCache, cached_compute_bounds
-from .options import BoundOptions
 from .objective import ObjectiveBound, bound_output_objective
+from .options import BoundOptions
 from .problem import METHODS, BoundingProblem, NetworkBounds, compute_bounds, register_method
 from .records import KeptBounds, StageRecord
 
