@@ -23,7 +23,8 @@ sound, the larger is used.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +147,18 @@ class _Backward:
         return coef, const
 
 
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run torch on one thread: the tensors are small, and on a busy machine the threads'
+    synchronisation costs far more than the arithmetic."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bound_output_objective(
     network: Any,
     domain: Domain,
@@ -212,6 +225,13 @@ def bound_output_objective(
     >>> bool(result.lower[0] <= y[0] - y[1])
     True
     """
+    with _single_thread():
+        return _bound_output_objective(
+            network, domain, c, offset, bounds, steps, lr, bound_options, cache
+        )
+
+
+def _bound_output_objective(network, domain, c, offset, bounds, steps, lr, bound_options, cache):
     from .cache import cached_compute_bounds
 
     start = time.perf_counter()
