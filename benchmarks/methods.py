@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from gurobi_sparse_surrogate.applications.adversarial import MARGIN_TOL, ROBUST_TOL
-from gurobi_sparse_surrogate.surrogate.swap import optimize_judging
+from gurobi_sparse_surrogate.solving import optimize_judging
 
 from .suites import Instance, MethodSpec
 

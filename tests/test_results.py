@@ -14,7 +14,7 @@ from gurobi_sparse_surrogate import (
     find_adversarial,
     maximize_output,
 )
-from gurobi_sparse_surrogate.surrogate.swap import (
+from gurobi_sparse_surrogate.solving import (
     DUPLICATE_TOLERANCE,
     is_duplicate,
     optimize_judging,

@@ -11,7 +11,7 @@ import torch
 from conftest import forward64, needs_size_limited_licence, random_network
 from gurobi_ml import add_predictor_constr
 
-from gurobi_sparse_surrogate import add_sparse_predictor_constr
+from gurobi_sparse_surrogate import StaleEmbeddingError, add_sparse_predictor_constr
 from gurobi_sparse_surrogate.network.pruning import prune_network
 from gurobi_sparse_surrogate.surrogate.swap import SurrogateSwap
 
@@ -66,9 +66,16 @@ def test_restore_leaves_model_and_optimum_as_before(embed):
         swap.optimize(time_limit=30)
     assert sizes(m) == before
     assert solve(m) == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
-    assert pc.get_error().max() < 1e-5  # the user's handle describes the restored embedding
+    assert pc.get_error().max() < 1e-5  # the user's handle reads the same variables
+    assert swap.restored.get_error().max() < 1e-5  # the restored embedding
     assert all(torch.equal(state[k], net.state_dict()[k]) for k in state)
-    pc.remove()  # removes what it removed before the swap, outputs it created included
+    if embed == "sparse":  # the old handle says it was replaced, instead of acting stale
+        assert pc.replaced_by is swap.restored
+        with pytest.raises(StaleEmbeddingError, match="replacement"):
+            pc.remove()
+    with pytest.raises(StaleEmbeddingError, match="rebuilt"):
+        SurrogateSwap(m, pc, surrogate=0.6)
+    swap.restored.remove()  # removes what pc removed before the swap, outputs it created included
     assert sizes(m) == without_network
 
 
@@ -286,7 +293,9 @@ def test_dense_options_rebuild_a_placeholder_as_asked_and_restore_false_leaves_i
     swap = SurrogateSwap(m, placeholder, surrogate=0.5, dense_options={"bounds": "linear"})
     result = swap.optimize(time_limit=30, restore=False)
     assert [p["name"] for p in result.phases] == ["surrogate 0", "dense"]
-    assert placeholder.relu_formulation == "bigm" and placeholder.bounds.method == "linear"
+    dense = swap.dense_constr  # the rebuilt dense embedding, left in the model
+    assert dense.relu_formulation == "bigm" and dense.bounds.method == "linear"
+    assert placeholder.relu_formulation == "max"  # the user's object is not rewritten
     assert result.phases[1]["model_stats"]["relu_formulation"] == "bigm"
     assert swap.surrogate_constr is None  # not put back: the model holds the dense embedding
     assert result.status == "optimal"
@@ -387,10 +396,11 @@ def test_nested_swap_on_the_same_embedding_is_refused_and_leaves_the_model(embed
         assert sizes(m) == inside
         outer.optimize(time_limit=10)
     assert sizes(m) == before
-    with SurrogateSwap(m, pc, surrogate=0.7):  # once the outer block is over, a new one works
+    # once the outer block is over, a new one works (on the restored embedding)
+    with SurrogateSwap(m, outer.restored, surrogate=0.7) as again:
         pass
     assert sizes(m) == before
-    pc.remove()
+    again.restored.remove()
     assert sizes(m) == without_network
 
 
@@ -476,3 +486,43 @@ def test_general_constraints_are_repaired_only_when_they_read_the_outputs(kind):
     assert av == pytest.approx(expected, abs=1e-5)
     if kind == "indicator" and result.value(b) > 0.5:
         assert dense[1] <= av - 0.5 + 1e-5
+
+
+@pytest.mark.parametrize("embed", EMBEDDERS)
+@pytest.mark.parametrize("outputs", ["created", "given"])
+def test_restored_embedding_is_new_and_removes_exactly_what_the_original_added(embed, outputs):
+    net = random_network(9, 4, (8,), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    y = m.addMVar((1, 2), lb=-gp.GRB.INFINITY) if outputs == "given" else None
+    without_network = sizes(m)
+    pc = EMBEDDERS[embed](m, net, x, y)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    optimum = solve(m)
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        assert swap.restored is None and swap.dense_constr is pc
+        swap.optimize(time_limit=30, fallback=False)
+    restored = swap.restored
+    assert restored is not None and restored is not pc and swap.dense_constr is restored
+    assert "remove" not in vars(pc)  # nothing patched onto the user's object
+    assert restored.predictor is net
+    assert solve(m) == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
+    assert restored.get_error().max() < 1e-5
+    restored.remove()
+    assert sizes(m) == without_network
+
+
+def test_misspelled_dense_or_embed_options_fail_before_the_swap():
+    from gurobi_sparse_surrogate import InvalidOptionError
+
+    net = random_network(2, 3, (6,), 2)
+    m = quiet_model()
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_sparse_predictor_constr(m, net, x)
+    before = sizes(m)
+    with pytest.raises(InvalidOptionError, match=r"\['bonds'\]"):
+        SurrogateSwap(m, pc, surrogate=0.5, dense_options={"bonds": "interval"})
+    with pytest.raises(InvalidOptionError, match=r"\['relu'\]"):
+        with SurrogateSwap(m, pc, surrogate=0.5, embed_options={"relu": "max"}):
+            pass  # pragma: no cover - refused before entering
+    assert sizes(m) == before

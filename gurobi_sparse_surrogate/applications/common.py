@@ -23,7 +23,8 @@ from ..bounds.options import BoundOptions
 from ..domains import Domain
 from ..exceptions import ModelTooLargeError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from ..surrogate.swap import SurrogateSwap, optimize_judging, proven_bound
+from ..solving import optimize_judging, proven_bound
+from ..surrogate.swap import SurrogateSwap
 
 #: Judge of an input vector: ``(dense objective value, valid)``.
 Judge = Callable[[np.ndarray], tuple[float, bool]]

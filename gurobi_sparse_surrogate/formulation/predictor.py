@@ -138,8 +138,15 @@ class SparseSequentialConstr(AbstractPredictorConstr):
 
     @property
     def replaced_by(self) -> SparseSequentialConstr | None:
-        """The embedding that took this one's place after it was removed, if any."""
-        return self._replaced_by
+        """The embedding that now takes this one's place after it was removed, if any.
+
+        Rebuilt more than once (for example by a swap's fallback, then on leaving the block),
+        this is the latest one.
+        """
+        latest = self._replaced_by
+        while latest is not None and latest._replaced_by is not None:
+            latest = latest._replaced_by
+        return latest
 
     def rebuild(
         self,
@@ -148,6 +155,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         *,
         input_vars: Any = None,
         output_vars: Any = None,
+        options: EmbeddingOptions | Mapping[str, Any] | None = None,
         **changes: Any,
     ) -> SparseSequentialConstr:
         """Embed a network again with this embedding's options (some of them changed).
@@ -155,8 +163,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         The rebuilt embedding is a new object; this one is not modified. In the same model,
         it reads the same input variables and defines the same output variables unless
         others are given. When this embedding was removed with ``remove(keep_outputs=True)``
-        and owned its output variables, the rebuilt one takes them over (its ``remove()``
-        deletes them) and becomes :attr:`replaced_by`.
+        (or plainly removed), the rebuilt one in the same model on the same variables becomes
+        its :attr:`replaced_by`; if this one owned its output variables, the rebuilt one takes
+        them over (its ``remove()`` deletes them).
 
         Parameters
         ----------
@@ -168,6 +177,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         input_vars, output_vars : optional
             As in :func:`add_sparse_predictor_constr`; this embedding's by default (in the
             same model).
+        options : EmbeddingOptions or dict, optional
+            Options to start from instead of this embedding's (unlisted keys of a dict take
+            their defaults).
         **changes
             Embedding options to change (see :class:`EmbeddingOptions`) and gurobi-ml's
             ``name``/``verbose``; the others stay as they are.
@@ -206,22 +218,22 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             **self._passthrough,
             **{k: changes.pop(k) for k in GUROBI_ML_KEYWORDS if k in changes},
         }
+        base, _ = split_options(self._options if options is None else options, {})
         rebuilt = type(self)(
             model,
             self.predictor if predictor is None else predictor,
             inputs,
             outputs,
-            options=self._options.replace(**changes),
+            options=base.replace(**changes),
             **passthrough,
         )
-        takes_over = (
-            same_model and not given_outputs and self._outputs_created and self.gp_model is None
-        )
-        if takes_over:  # this one was removed but kept its outputs: they pass to the new one
-            rebuilt._owned += self._output.reshape(-1).tolist()
-            rebuilt._outputs_created = True
-            self._owned = []
-            self._outputs_created = False
+        replaces = same_model and input_vars is None and not given_outputs
+        if replaces and self.gp_model is None:  # this one was removed: the new one replaces it
+            if self._outputs_created:  # it kept its outputs for the new one to own
+                rebuilt._owned += self._output.reshape(-1).tolist()
+                rebuilt._outputs_created = True
+                self._owned = []
+                self._outputs_created = False
             self._replaced_by = rebuilt
         return rebuilt
 

@@ -1,6 +1,7 @@
-"""Solving through a pruned surrogate: :class:`SurrogateSwap`, judging every solution on the
-dense network, repair and fallback to the dense model."""
+"""Solving through a pruned surrogate: :class:`SurrogateSwap` (swap.py), judging each solution
+on the dense network (judging.py), and what a swap reports (results.py)."""
 
-from .swap import Incumbent, SurrogateSwap, SwapResult
+from .results import Incumbent, SwapResult
+from .swap import RebuiltPredictorConstr, SurrogateSwap
 
-__all__ = ["Incumbent", "SurrogateSwap", "SwapResult"]
+__all__ = ["Incumbent", "RebuiltPredictorConstr", "SurrogateSwap", "SwapResult"]

@@ -19,442 +19,96 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import gurobipy as gp
 import numpy as np
-import scipy.sparse as sp
 from gurobipy import GRB
 from torch import nn
 
 from ..domains import Box, Domain
-from ..exceptions import ModelTooLargeError, NestedSwapError, UnboundedInputError
+from ..exceptions import (
+    ModelTooLargeError,
+    NestedSwapError,
+    StaleEmbeddingError,
+    UnboundedInputError,
+)
+from ..formulation.options import EmbeddingOptions
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..network.extraction import Float64Network, extract_layers
-from ..summaries import compact_repr, number, phase_table, seconds
+from ..solving import (  # noqa: F401  (re-exported: their home was this module)
+    DUPLICATE_TOLERANCE,
+    final_solutions,
+    is_duplicate,
+    optimize_judging,
+    proven_bound,
+)
+from ..summaries import number
+from .judging import DenseJudge
+from .results import (
+    STATUS_FEASIBLE,
+    STATUS_INFEASIBLE,
+    STATUS_NO_SOLUTION,
+    STATUS_OPTIMAL,
+    Incumbent,
+    SwapResult,
+)
 
 logger = logging.getLogger(__name__)
 
 Validity = Callable[[np.ndarray, np.ndarray], bool]
 
-STATUS_OPTIMAL = "optimal"
-STATUS_FEASIBLE = "feasible"
-STATUS_INFEASIBLE = "infeasible"
-STATUS_NO_SOLUTION = "no_solution"
-
-
-@dataclass
-class Incumbent:
-    """One solution found during the solve, judged on the dense network."""
-
-    time: float
-    phase: str
-    surrogate_objective: float | None
-    dense_objective: float | None
-    feasible: bool
-    valid: bool
-    repaired: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        """The record as a plain dict."""
-        return dict(vars(self))
-
-
-@dataclass
-class SwapResult:
-    """The outcome of :meth:`SurrogateSwap.optimize`, judged on the dense network.
-
-    Attributes
-    ----------
-    status : str
-        ``"optimal"`` (proved on the dense model), ``"feasible"`` (a dense-valid solution,
-        not proved optimal), ``"infeasible"`` (the dense model was proved infeasible) or
-        ``"no_solution"``.
-    objective : float or None
-        The user's objective at the best dense-valid solution, with the dense outputs.
-    bound : float or None
-        The best proven bound of the dense model (only after a dense phase).
-    time_to_first_valid : float or None
-        Seconds from the start of :meth:`~SurrogateSwap.optimize` to the first dense-valid
-        solution, plus the time spent pruning surrogates beforehand (counted by the first
-        ``optimize()`` of a swap only).
-    runtime : float
-        Total seconds of :meth:`~SurrogateSwap.optimize` (pruning before it not included).
-    pruning_seconds : float
-        Seconds spent pruning (and finetuning) the surrogates (0 after the first
-        ``optimize()`` of a swap).
-    started_at : float
-        ``time.perf_counter()`` when :meth:`~SurrogateSwap.optimize` started; incumbent
-        times in :attr:`history` count from it.
-    phases : list of dict
-        One entry per phase: ``name``, ``seconds``, ``gurobi_status``, ``incumbents``,
-        ``valid`` and ``model_stats`` (the embedding's ``stats`` when it is this
-        package's).
-    history : list of Incumbent
-        Every incumbent in the order found.
-    inputs, dense_outputs : numpy.ndarray or None
-        The network's inputs at the best solution and the dense network's outputs there.
-
-    Notes
-    -----
-    ``print(result)`` shows :meth:`summary`. To read the answer from your own variables as
-    after a gurobipy solve (``x.X``, ``pc.get_error()``), call :meth:`load` once the dense
-    embedding is back in the model (after the ``with`` block); :meth:`value` reads it without
-    touching the model.
-    """
-
-    status: str
-    objective: float | None
-    bound: float | None
-    time_to_first_valid: float | None
-    runtime: float
-    pruning_seconds: float
-    started_at: float = 0.0
-    phases: list[dict] = field(default_factory=list)
-    history: list[Incumbent] = field(default_factory=list)
-    inputs: np.ndarray | None = None
-    dense_outputs: np.ndarray | None = None
-    _solution: dict[gp.Var, float] = field(default_factory=dict, repr=False)
-    _swap: Any = field(default=None, repr=False, compare=False)
-
-    def __repr__(self) -> str:
-        return compact_repr(
-            "SwapResult",
-            {
-                "status": self.status,
-                "objective": self.objective,
-                "time_to_first_valid": self.time_to_first_valid,
-                "runtime": self.runtime,
-                "phases": [p["name"] for p in self.phases],
-                "incumbents": len(self.history),
-            },
-        )
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def summary(self) -> str:
-        """A few lines: status, objective and bound, times, and one row per phase.
-
-        Examples
-        --------
-        >>> r = SwapResult("feasible", 1.5, None, 0.25, 2.0, 0.1,
-        ...                phases=[{"name": "surrogate 0", "seconds": 1.9,
-        ...                         "gurobi_status": 9, "incumbents": 3, "valid": 2}])
-        >>> print(r.summary())
-        SurrogateSwap result: feasible
-          objective (dense)  1.5
-          bound              -
-          first valid after  0.25 s   total 2.00 s (pruning 0.10 s)
-          phase         seconds incumbents  valid  status
-          surrogate 0      1.90          3      2  TIME_LIMIT
-        """
-        lines = [
-            f"SurrogateSwap result: {self.status}",
-            f"  objective (dense)  {number(self.objective)}",
-            f"  bound              {number(self.bound)}",
-            f"  first valid after  {seconds(self.time_to_first_valid):<8} total "
-            f"{seconds(self.runtime)} (pruning {seconds(self.pruning_seconds)})",
-            *phase_table(self.phases),
-        ]
-        return "\n".join(lines)
-
-    def load(self) -> SwapResult:
-        """Load the best dense-valid solution into the model, so that ``x.X`` reads it.
-
-        After the ``with`` block (or :meth:`SurrogateSwap.restore`) the dense embedding is
-        back in the model, but the model holds no solution: the surrogate's solves were of
-        another model. This re-solves the dense model with the network's inputs fixed at the
-        best solution (the network is then determined), then solves it once more from that
-        complete solution as a MIP start with ``SolutionLimit=1``, inputs free again and the
-        model unchanged, so that every variable (``X``, ``ObjVal``) and the dense embedding's
-        ``get_error()`` describe the judged answer. Parameters and MIP start values are
-        restored afterwards. Like any gurobipy solution, it is discarded by the next change
-        to the model.
-
-        Returns
-        -------
-        SwapResult
-            ``self``, so that ``result = swap.optimize(...)`` can be followed by
-            ``result.load()`` or chained.
-
-        Raises
-        ------
-        LookupError
-            When no dense-valid solution was found.
-        RuntimeError
-            When the surrogate is in the model (inside the ``with`` block): leave the block or
-            call :meth:`SurrogateSwap.restore` first.
-        """
-        if self.inputs is None or not self._solution:
-            raise LookupError(f"no dense-valid solution to load (status {self.status!r})")
-        if self._swap is None:
-            raise RuntimeError("this result is not attached to a SurrogateSwap")
-        self._swap.load_solution(self)
-        return self
-
-    def value(self, variables: gp.Var | gp.MVar | Sequence[gp.Var]) -> float | np.ndarray:
-        """Values of the user's variables at the best dense-valid solution.
-
-        Network outputs get the dense network's values.
-
-        Raises
-        ------
-        LookupError
-            When there is no solution or the variable is not one of the model's own.
-        """
-        if not self._solution:
-            raise LookupError(f"no dense-valid solution was found (status {self.status!r})")
-        if isinstance(variables, gp.Var):
-            return self._lookup(variables)
-        if isinstance(variables, gp.MVar):
-            flat = [self._lookup(v) for v in variables.reshape(-1).tolist()]
-            return np.array(flat).reshape(variables.shape)
-        return np.array([self._lookup(v) for v in variables])
-
-    def _lookup(self, var: gp.Var) -> float:
-        try:
-            return self._solution[var]
-        except KeyError:
-            raise LookupError(
-                f"variable {var} is not a variable of the user's model (the network's internal "
-                "variables are not reported)"
-            ) from None
-
-
-def final_solutions(model: gp.Model, variables: list[gp.Var]) -> list[tuple[np.ndarray, float]]:
-    """Every solution ``model`` holds after optimize, as ``(values of variables, objective)``.
-
-    Solutions found in presolve, and the solution of a model without integer variables (an
-    LP, when bounds left no unstable neuron), never reach a MIPSOL callback.
-    """
-    if model.SolCount == 0:
-        return []
-    if not model.IsMIP:
-        return [(np.array(model.getAttr("X", variables)), model.ObjVal)]
-    found = []
-    for k in range(model.SolCount):
-        model.Params.SolutionNumber = k
-        found.append((np.array(model.getAttr("Xn", variables)), model.PoolObjVal))
-    model.Params.SolutionNumber = 0
-    return found
-
-
-#: Two solutions are the same when no value differs by more than this, relative to its size
-#: (solution pool copies of one incumbent differ by rounding, ~1e-16).
-DUPLICATE_TOLERANCE = 1e-9
-
-
-def is_duplicate(values: np.ndarray, seen: Sequence[np.ndarray]) -> bool:
-    """Whether ``values`` equals one of ``seen`` within :data:`DUPLICATE_TOLERANCE`."""
-    if not len(seen):
-        return False
-    stacked = np.asarray(seen)
-    scale = 1.0 + np.abs(values)
-    return bool((np.abs(stacked - values) <= DUPLICATE_TOLERANCE * scale).all(axis=1).any())
-
-
-def optimize_judging(
-    model: gp.Model,
-    variables: list[gp.Var],
-    offer: Callable[[np.ndarray, float], bool],
-    stop_when_offered: bool = False,
-) -> None:
-    """Optimize ``model`` and hand every solution it finds to ``offer`` once.
-
-    ``offer(values of variables, solver objective) -> bool`` is called from a MIPSOL callback
-    for each incumbent, then for the solutions the model holds at the end (those found in
-    presolve, or an LP's, never reach the callback); a solution already offered (within
-    :data:`DUPLICATE_TOLERANCE`) is skipped.
-    With ``stop_when_offered``, the solve stops at the first offer that returns True.
-    """
-    seen: list[np.ndarray] = []
-
-    def once(values: np.ndarray, objective: float) -> bool:
-        if is_duplicate(values, seen):
-            return False
-        seen.append(values)
-        return offer(values, objective)
-
-    def callback(m, where):
-        if where != GRB.Callback.MIPSOL:
-            return
-        values = np.array(m.cbGetSolution(variables))
-        if once(values, m.cbGet(GRB.Callback.MIPSOL_OBJ)) and stop_when_offered:
-            m.terminate()
-
-    model.optimize(callback)
-    for values, objective in final_solutions(model, variables):
-        once(values, objective)
-
-
-def proven_bound(model: gp.Model) -> float | None:
-    """The best proven objective bound after optimize (the optimum of a solved LP)."""
-    try:
-        if model.IsMIP:
-            return float(model.ObjBound)
-        return float(model.ObjVal) if model.Status == GRB.OPTIMAL else None
-    except gp.GurobiError:
-        return None
-
-
-class _Judge:
-    """Re-scores incumbents of the current model on the dense network."""
-
-    def __init__(self, swap: SurrogateSwap, embedding: Any = None):
-        m = swap.model
-        m.update()
-        self.vars = m.getVars()
-        index = {v: i for i, v in enumerate(self.vars)}
-        embedding_constrs = [] if embedding is None else embedding.constrs
-        internal = set() if embedding is None else set(embedding.vars)
-        internal -= set(swap.outputs.reshape(-1).tolist())
-        #: which of ``vars`` are the user's (not the embedding's internal variables)
-        self.user = np.array([v not in internal for v in self.vars], dtype=bool)
-        self.input_idx = np.array([index[v] for v in swap.inputs.reshape(-1).tolist()])
-        self.output_idx = np.array([index[v] for v in swap.outputs.reshape(-1).tolist()])
-        self.sense = m.ModelSense
-        self.objective = _objective_evaluator(m, index)
-        skip = {c.index for c in embedding_constrs}
-        rows = np.array([i for i in range(m.NumConstrs) if i not in skip], dtype=int)
-        matrix = m.getA().tocsr()
-        self.rows = sp.csr_array(matrix[rows]) if rows.size else None
-        if self.rows is not None:
-            constrs = m.getConstrs()
-            self.rhs = np.array(m.getAttr("RHS", [constrs[i] for i in rows]))
-            self.senses = np.array(m.getAttr("Sense", [constrs[i] for i in rows]))
-            # only rows that read an output can change when the outputs change
-            reads = np.diff(sp.csr_array(self.rows[:, self.output_idx]).indptr) > 0
-            self.rows, self.rhs, self.senses = self.rows[reads], self.rhs[reads], self.senses[reads]
-        lb = np.array(m.getAttr("LB", [self.vars[i] for i in self.output_idx]))
-        ub = np.array(m.getAttr("UB", [self.vars[i] for i in self.output_idx]))
-        self.output_lb, self.output_ub = lb, ub
-        #: the user's general or quadratic constraints read the outputs: the values of the
-        #: variables they define cannot be recomputed here, so every incumbent is repaired
-        self.opaque = _nonlinear_constraints_read(
-            m, embedding, set(swap.outputs.reshape(-1).tolist())
-        )
-        self.swap = swap
-
-    def judge(
-        self, values: np.ndarray, solved: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, float, bool, bool]:
-        """Dense outputs, the solution with them in, its objective, feasibility and validity.
-
-        ``solved``: the values come from a solve with the dense outputs fixed (a repair), so
-        the constraints this judge cannot recompute hold by construction.
-        """
-        swap = self.swap
-        x = values[self.input_idx].reshape(swap.inputs.shape)
-        dense = swap.dense_forward(x)
-        values = values.copy()
-        values[self.output_idx] = dense.reshape(-1)
-        objective = self.objective(values)
-        feasible = self._feasible(values, dense.reshape(-1), solved)
-        valid = feasible and (swap.valid is None or bool(swap.valid(x, dense)))
-        return dense, values, objective, feasible, valid
-
-    def _feasible(self, values: np.ndarray, outputs: np.ndarray, solved: bool) -> bool:
-        if self.opaque and not solved:
-            return False
-        tol = self.swap.tolerance
-        if np.any(outputs < self.output_lb - tol) or np.any(outputs > self.output_ub + tol):
-            return False
-        if self.rows is None or self.rows.shape[0] == 0:
-            return True
-        activity = self.rows @ values
-        slack = tol * (1.0 + np.abs(self.rhs))
-        ok = np.where(
-            self.senses == "<",
-            activity <= self.rhs + slack,
-            np.where(
-                self.senses == ">",
-                activity >= self.rhs - slack,
-                np.abs(activity - self.rhs) <= slack,
-            ),
-        )
-        return bool(ok.all())
-
-    def better(self, a: float, b: float | None) -> bool:
-        """Whether objective ``a`` is strictly better than ``b``."""
-        if b is None:
-            return True
-        return (
-            a < b - 1e-9 * (1 + abs(b))
-            if self.sense == GRB.MINIMIZE
-            else a > b + 1e-9 * (1 + abs(b))
-        )
-
-
-def _constraint_vars(model: gp.Model, constr: Any) -> list[gp.Var] | None:
-    """Variables of a general or quadratic constraint (None when its type is not read here)."""
-    if isinstance(constr, gp.QConstr):
-        row = model.getQCRow(constr)
-        linear = row.getLinExpr()
-        return [
-            *(row.getVar1(i) for i in range(row.size())),
-            *(row.getVar2(i) for i in range(row.size())),
-            *(linear.getVar(i) for i in range(linear.size())),
-        ]
-    kind = constr.GenConstrType
-    if kind in (GRB.GENCONSTR_MAX, GRB.GENCONSTR_MIN):
-        getter = model.getGenConstrMax if kind == GRB.GENCONSTR_MAX else model.getGenConstrMin
-        result, arguments, _ = getter(constr)
-        return [result, *arguments]
-    if kind == GRB.GENCONSTR_ABS:
-        return list(model.getGenConstrAbs(constr))
-    if kind in (GRB.GENCONSTR_AND, GRB.GENCONSTR_OR):
-        getter = model.getGenConstrAnd if kind == GRB.GENCONSTR_AND else model.getGenConstrOr
-        result, arguments = getter(constr)
-        return [result, *arguments]
-    if kind == GRB.GENCONSTR_INDICATOR:
-        binary, _, expr, _, _ = model.getGenConstrIndicator(constr)
-        return [binary, *(expr.getVar(i) for i in range(expr.size()))]
-    return None
-
-
-def _nonlinear_constraints_read(model: gp.Model, embedding: Any, outputs: set) -> bool:
-    """Whether a general or quadratic constraint of the user's reads one of ``outputs``.
-
-    Constraints of a type whose variables are not read here count as reading them.
-    """
-    own = set() if embedding is None else {*embedding.genconstrs, *embedding.qconstrs}
-    user = [c for c in [*model.getGenConstrs(), *model.getQConstrs()] if c not in own]
-    for constr in user:
-        variables = _constraint_vars(model, constr)
-        if variables is None or any(v in outputs for v in variables):
-            return True
-    return False
-
-
-def _objective_evaluator(
-    model: gp.Model, index: dict[gp.Var, int]
-) -> Callable[[np.ndarray], float]:
-    """A function of the full value vector that evaluates the model's (linear or quadratic) objective."""
-    expr = model.getObjective()
-    linear = expr.getLinExpr() if isinstance(expr, gp.QuadExpr) else expr
-    lin_idx = np.array([index[linear.getVar(i)] for i in range(linear.size())], dtype=int)
-    lin_coef = np.array([linear.getCoeff(i) for i in range(linear.size())])
-    constant = linear.getConstant()
-    if isinstance(expr, gp.QuadExpr) and expr.size():
-        q1 = np.array([index[expr.getVar1(i)] for i in range(expr.size())], dtype=int)
-        q2 = np.array([index[expr.getVar2(i)] for i in range(expr.size())], dtype=int)
-        qc = np.array([expr.getCoeff(i) for i in range(expr.size())])
-    else:
-        q1 = q2 = np.zeros(0, dtype=int)
-        qc = np.zeros(0)
-
-    def evaluate(values: np.ndarray) -> float:
-        return float(constant + lin_coef @ values[lin_idx] + qc @ (values[q1] * values[q2]))
-
-    return evaluate
-
 
 #: The swap that has each embedding (by ``id``) swapped out; the swap holds a reference to the
 #: embedding, so the id is not reused while it is recorded.
 _SWAPPED_OUT: dict[int, SurrogateSwap] = {}
+
+#: gurobi-ml embeddings a swap took out of their model, with what replaced them (this
+#: package's own embeddings say it themselves, in ``replaced_by``).
+_RETIRED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _replacement_of(constr: Any) -> Any:
+    """The embedding that replaced ``constr`` after a swap, or None."""
+    if isinstance(constr, SparseSequentialConstr):
+        return constr.replaced_by
+    try:
+        return _RETIRED.get(constr)
+    except TypeError:  # not weak-referenceable: never recorded
+        return None
+
+
+class RebuiltPredictorConstr:
+    """A gurobi-ml embedding rebuilt by a swap over output variables the original created.
+
+    The rebuilt embedding receives the original's output variables as given ones, which its
+    own ``remove()`` would keep; this wrapper's :meth:`remove` deletes them too, as the
+    original's would have. Everything else is the wrapped embedding's (:attr:`constr`).
+    """
+
+    def __init__(self, constr: Any, outputs: gp.MVar) -> None:
+        self.constr = constr
+        self._owned_outputs = outputs.reshape(-1).tolist()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.constr, name)
+
+    @property
+    def vars(self) -> list[gp.Var]:
+        """The variables of the embedding, the output variables it owns included."""
+        return [*self._owned_outputs, *self.constr.vars]
+
+    def remove(self) -> None:
+        """Remove the embedding and the output variables it owns."""
+        model = self.constr.gp_model
+        if model is None:
+            return
+        self.constr.remove()
+        model.remove(self._owned_outputs)
+        model.update()
+        self._owned_outputs = []
 
 
 class SurrogateSwap:
@@ -474,9 +128,10 @@ class SurrogateSwap:
         them tried in turn (for example ``[0.9, 0.8, 0.5]``) before the dense fallback.
     prune_options : dict, optional
         Keyword arguments of ``prune_network`` for surrogates given as a sparsity.
-    embed_options : dict, optional
-        Keyword arguments of ``add_sparse_predictor_constr`` for the surrogate (such as
-        ``relu_formulation``, ``bounds`` or ``domain``).
+    embed_options : EmbeddingOptions or dict, optional
+        How the surrogates are embedded: the options of ``add_sparse_predictor_constr``
+        (such as ``relu_formulation``, ``bounds`` or ``domain``); a misspelled key raises
+        :class:`~gurobi_sparse_surrogate.InvalidOptionError` at once.
     valid : callable, optional
         ``valid(inputs, dense_outputs) -> bool``: an extra condition for a solution to count
         as valid (for example "the dense network misclassifies"); arrays have shapes
@@ -503,11 +158,17 @@ class SurrogateSwap:
         surrogate: float | nn.Module | Sequence[float | nn.Module] = 0.8,
         *,
         prune_options: dict | None = None,
-        embed_options: dict | None = None,
+        embed_options: EmbeddingOptions | dict | None = None,
         valid: Validity | None = None,
         tolerance: float = 1e-5,
         dense_options: dict | None = None,
     ) -> None:
+        replacement = _replacement_of(predictor_constr)
+        if replacement is not None:
+            raise StaleEmbeddingError(
+                "this embedding was taken out of the model and rebuilt by an earlier "
+                "SurrogateSwap; pass its replacement (that swap's dense_constr) instead"
+            )
         dense = getattr(predictor_constr, "predictor", None)
         if not isinstance(dense, nn.Sequential):
             raise TypeError(
@@ -516,13 +177,22 @@ class SurrogateSwap:
                 f"{type(predictor_constr).__name__}"
             )
         self.model = gp_model
+        #: The dense network's embedding: the one given, until the swap takes it out; after a
+        #: restore or a dense fallback, the rebuilt one (see :attr:`restored`).
         self.dense_constr = predictor_constr
+        self._key = id(predictor_constr)  # what the nested-swap registry knows it by
+        self._restored: Any = None
         self.dense_network = dense
         self.inputs: gp.MVar = predictor_constr.input
         self.outputs: gp.MVar = predictor_constr.output
         self.valid = valid
         self.tolerance = tolerance
-        self.embed_options = dict(embed_options or {})
+        #: how the surrogates are embedded (validated: a misspelled key fails here)
+        self.embed_options = (
+            embed_options
+            if isinstance(embed_options, EmbeddingOptions)
+            else EmbeddingOptions.from_mapping(embed_options or {})
+        )
         self.dense_forward = Float64Network(dense)
         n_in, n_out = self.inputs.shape[-1], self.outputs.shape[-1]
         schedule = list(surrogate) if isinstance(surrogate, (list, tuple)) else [surrogate]
@@ -545,10 +215,13 @@ class SurrogateSwap:
         self._pruning_counted = False
         self._installed_index = -1
         self._dense_installed = True
+        own = isinstance(predictor_constr, SparseSequentialConstr)
         if dense_options is None:
-            own = isinstance(predictor_constr, SparseSequentialConstr)
-            dense_options = predictor_constr.options.as_dict() if own else {}
-        self._dense_kwargs = dict(dense_options)
+            self._dense_options = predictor_constr.options if own else {}
+        elif own:  # validated now: a misspelled key fails before anything is swapped
+            self._dense_options = EmbeddingOptions.from_mapping(dense_options)
+        else:
+            self._dense_options = dict(dense_options)
         self._output_bounds: tuple[np.ndarray, np.ndarray] | None = None
         self._outputs_created = False
 
@@ -572,7 +245,7 @@ class SurrogateSwap:
     def _input_domain(self) -> Domain:
         """The domain instance-aware pruning scores over: the embedding's own domain if it was
         given one, else the box of the input variables' bounds (over every input row)."""
-        domain = self.embed_options.get("domain")
+        domain = self.embed_options.domain
         if domain is None:
             domain = getattr(getattr(self.dense_constr, "options", None), "domain", None)
         if domain is not None:
@@ -614,11 +287,20 @@ class SurrogateSwap:
         lb = np.asarray(self.outputs.LB).copy()
         ub = np.asarray(self.outputs.UB).copy()
         self._output_bounds = (lb, ub)
-        m.remove([c for c in pc.constrs])
-        m.remove(list(pc.genconstrs))
-        m.remove(list(pc.qconstrs))
-        m.remove(list(pc.sos))
-        m.remove([v for v in added if v not in keep])
+        if isinstance(pc, SparseSequentialConstr):
+            pc.remove(keep_outputs=True)
+        elif isinstance(pc, RebuiltPredictorConstr) or not any(v in outputs for v in added):
+            # gurobi-ml's remove() deletes what the embedding recorded; the outputs were given
+            pc.constr.remove() if isinstance(pc, RebuiltPredictorConstr) else pc.remove()
+        else:
+            # gurobi-ml's embedding created the outputs inside the range it records: take out
+            # everything else by hand (the user's object then describes nothing in the model;
+            # the swap's dense_constr is the rebuilt embedding)
+            m.remove(list(pc.constrs))
+            m.remove(list(pc.genconstrs))
+            m.remove(list(pc.qconstrs))
+            m.remove(list(pc.sos))
+            m.remove([v for v in added if v not in keep])
         if self._outputs_created:
             # the dense embedding's own output bounds are not the surrogate's
             self.outputs.LB = -GRB.INFINITY
@@ -631,14 +313,23 @@ class SurrogateSwap:
             return
         m, pc = self.model, self.dense_constr
         m.update()
-        rebuilt = type(pc)(m, self.dense_network, self.inputs, self.outputs, **self._dense_kwargs)
+        if isinstance(pc, SparseSequentialConstr):
+            # the public rebuild contract: same network and variables, the dense options; the
+            # rebuilt embedding takes over the output variables pc created
+            rebuilt = pc.rebuild(options=self._dense_options)
+        else:
+            from gurobi_ml import add_predictor_constr
+
+            constr = add_predictor_constr(
+                m, self.dense_network, self.inputs, self.outputs, **self._dense_options
+            )
+            created = self._outputs_created
+            rebuilt = RebuiltPredictorConstr(constr, self.outputs) if created else constr
+            _RETIRED[pc.constr if isinstance(pc, RebuiltPredictorConstr) else pc] = rebuilt
         if self._output_bounds is not None:  # only once rebuilt: a failed rebuild changes nothing
             self.outputs.LB, self.outputs.UB = self._output_bounds
-        # the user's handle stays valid: it now describes the rebuilt embedding
-        pc.__dict__.update(rebuilt.__dict__)
-        if self._outputs_created and "remove" not in pc.__dict__:
-            pc.remove = _removing_outputs(pc, self.outputs)
         m.update()
+        self.dense_constr = self._restored = rebuilt
         self._dense_installed = True
 
     def install_surrogate(self, index: int = 0) -> SparseSequentialConstr:
@@ -656,7 +347,11 @@ class SurrogateSwap:
         self._remove_surrogate()
         self._remove_dense()
         self._surrogate_constr = add_sparse_predictor_constr(
-            self.model, self.surrogates[index], self.inputs, self.outputs, **self.embed_options
+            self.model,
+            self.surrogates[index],
+            self.inputs,
+            self.outputs,
+            options=self.embed_options,
         )
         self._installed_index = index
         return self._surrogate_constr
@@ -669,22 +364,22 @@ class SurrogateSwap:
 
     def restore(self) -> None:
         """Remove the surrogate and put the dense embedding back (as on leaving the block)."""
-        if _SWAPPED_OUT.get(id(self.dense_constr), self) is not self:
+        if _SWAPPED_OUT.get(self._key, self) is not self:
             return  # a refused nested swap: the embedding is the other swap's to restore
         self._remove_surrogate()
         self._install_dense()
-        _SWAPPED_OUT.pop(id(self.dense_constr), None)
+        _SWAPPED_OUT.pop(self._key, None)
 
     def _claim(self) -> None:
         """Record that this swap has the dense embedding out; refuse if another swap has."""
-        owner = _SWAPPED_OUT.get(id(self.dense_constr))
+        owner = _SWAPPED_OUT.get(self._key)
         if owner is not None and owner is not self:
             raise NestedSwapError(
                 "this embedding is already swapped out by another SurrogateSwap (a nested "
                 "block on the same embedding); finish that block first, or give the outer "
                 "swap a schedule of surrogates (surrogate=[...]) instead of nesting"
             )
-        _SWAPPED_OUT[id(self.dense_constr)] = self
+        _SWAPPED_OUT[self._key] = self
 
     def _embedding_vars(self) -> list[gp.Var]:
         """Internal variables of the embeddings in the model (not the inputs or outputs)."""
@@ -695,6 +390,27 @@ class SurrogateSwap:
         if self._dense_installed:
             found += self.dense_constr.vars
         return [v for v in found if v not in keep]
+
+    @property
+    def restored(self) -> Any:
+        """The dense embedding the swap rebuilt and put back, or None before it did.
+
+        The swap takes the embedding it was given out of the model and, on leaving the
+        ``with`` block (or in a dense fallback), builds it again over the same input and
+        output variables: this package's embeddings with
+        :meth:`~gurobi_sparse_surrogate.SparseSequentialConstr.rebuild`, gurobi-ml's with
+        ``gurobi_ml.add_predictor_constr``. This is that new embedding (also
+        :attr:`dense_constr`): call its ``remove()``, ``get_error()`` or ``print_stats()``.
+        Its ``remove()`` deletes the output variables too when the original had created them.
+
+        The object given to the swap keeps reading the same input and output variables
+        (``input_values``, ``output_values``, ``get_error()`` still work), but it no longer
+        describes what is in the model: this package's embedding raises
+        :class:`~gurobi_sparse_surrogate.StaleEmbeddingError` on ``remove()`` and names its
+        replacement in ``replaced_by``; a new swap refuses it the same way. gurobi-ml's own
+        object cannot say so: do not call its ``remove()`` after a swap.
+        """
+        return self._restored
 
     @property
     def surrogate_constr(self) -> SparseSequentialConstr | None:
@@ -814,9 +530,10 @@ class SurrogateSwap:
         user_vars = [v for v in self.model.getVars() if v not in internal]
         user_start = self.model.getAttr("Start", user_vars)
         start = time.perf_counter()
-        state = _SolveState(self, start, time_limit, stop_at_first_valid)
+        hint = None
         if initial_inputs is not None:
-            state.hint = np.asarray(initial_inputs, dtype=np.float64).reshape(self.inputs.shape)
+            hint = np.asarray(initial_inputs, dtype=np.float64).reshape(self.inputs.shape)
+        state = _SolveState(self, start, time_limit, stop_at_first_valid, hint)
         names = ["TimeLimit", *(params or {}), *(dense_params or {})]
         saved = {name: self.model.getParamInfo(name)[2] for name in names}
         try:
@@ -845,8 +562,7 @@ class SurrogateSwap:
                     self._install_dense()
                 except ModelTooLargeError as error:
                     # keep what the surrogates found; say why the dense model was not solved
-                    state.phases.append({"name": "dense", "skipped": str(error), "seconds": 0.0})
-                    logger.info("swap: dense fallback skipped: %s", error)
+                    state.skip_dense_phase(str(error))
                 else:
                     logger.info(
                         "swap: falling back to the dense model at %.2f s (best dense objective "
@@ -857,7 +573,10 @@ class SurrogateSwap:
                     for name, value in (dense_params or {}).items():
                         self.model.setParam(name, value)
                     state.run_dense_phase()
-            result = state.result()
+            # pruning happened once, before the first optimize(): only that call counts it
+            pruning = 0.0 if self._pruning_counted else self.pruning_seconds
+            self._pruning_counted = True
+            result = state.result(pruning)
         finally:
             for name, value in saved.items():
                 self.model.setParam(name, value)
@@ -871,27 +590,17 @@ class SurrogateSwap:
         return result
 
 
-def _removing_outputs(constr: Any, outputs: gp.MVar) -> Callable[[], None]:
-    """``constr.remove`` that also deletes ``outputs``, which ``constr`` created originally.
-
-    The rebuilt dense embedding receives the original output variables as given ones, which
-    its own ``remove()`` would keep; the user's handle keeps removing them as before.
-    """
-    remove = type(constr).remove
-
-    def remove_with_outputs() -> None:
-        model = constr.gp_model
-        remove(constr)
-        model.remove(outputs.reshape(-1).tolist())
-        model.update()
-
-    return remove_with_outputs
-
-
 class _SolveState:
     """Book-keeping of one :meth:`SurrogateSwap.optimize` call."""
 
-    def __init__(self, swap: SurrogateSwap, start: float, time_limit: float | None, stop: bool):
+    def __init__(
+        self,
+        swap: SurrogateSwap,
+        start: float,
+        time_limit: float | None,
+        stop: bool,
+        hint: np.ndarray | None = None,
+    ):
         self.swap = swap
         self.start = start
         self.time_limit = time_limit
@@ -903,7 +612,9 @@ class _SolveState:
         self.pending: list[tuple[float, np.ndarray, float]] = []  # repair candidates
         self.final_status: str | None = None
         self.bound: float | None = None
-        self.hint: np.ndarray | None = None
+        self.hint = hint
+        #: the judge of the phase whose incumbents are in ``pending``
+        self.pending_judge: DenseJudge | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -919,7 +630,7 @@ class _SolveState:
 
     def _record(
         self,
-        judge: _Judge,
+        judge: DenseJudge,
         values: np.ndarray,
         phase: str,
         surrogate_obj,
@@ -953,7 +664,7 @@ class _SolveState:
         return feasible, valid
 
     def run_phase(self, name: str, budget: float | None, embedding: Any) -> None:
-        judge = _Judge(self.swap, embedding)
+        judge = DenseJudge(self.swap, embedding)
         self.swap.model.setParam("TimeLimit", self._limit(budget))
         self._start_from_best(judge)
         candidates: list[tuple[float, np.ndarray, float]] = []
@@ -961,9 +672,9 @@ class _SolveState:
         sign = 1.0 if judge.sense == GRB.MINIMIZE else -1.0
         candidates.sort(key=lambda c: sign * c[0])
         self.pending = candidates
-        self._judge_vars = judge
+        self.pending_judge = judge
 
-    def _solve(self, name: str, judge: _Judge, candidates: list | None, embedding: Any) -> None:
+    def _solve(self, name: str, judge: DenseJudge, candidates: list | None, embedding: Any) -> None:
         """Optimize, judging every solution found: incumbents and the final solution pool."""
         m = self.swap.model
         phase_start = self.elapsed()
@@ -1010,7 +721,7 @@ class _SolveState:
         if not self.pending or max_repairs <= 0:
             return
         swap, m = self.swap, self.swap.model
-        judge = _Judge(swap)
+        judge = DenseJudge(swap)
         x_vars, y_vars = swap.inputs.reshape(-1), swap.outputs.reshape(-1)
         saved = [np.asarray(v.LB).copy() for v in (x_vars, y_vars)] + [
             np.asarray(v.UB).copy() for v in (x_vars, y_vars)
@@ -1021,7 +732,7 @@ class _SolveState:
             for objective, values, _ in self.pending:
                 if len(seen) >= max_repairs or self.done():
                     break
-                old = self._judge_vars
+                old = self.pending_judge
                 x = values[old.input_idx]
                 key = np.round(x, 9).tobytes()
                 if key in seen:
@@ -1053,7 +764,7 @@ class _SolveState:
 
     def run_dense_phase(self) -> None:
         m = self.swap.model
-        judge = _Judge(self.swap, self.swap.dense_constr)
+        judge = DenseJudge(self.swap, self.swap.dense_constr)
         self._start_from_best(judge, complete=True)
         m.setParam("TimeLimit", self._limit(None))
         self._solve("dense", judge, None, self.swap.dense_constr)
@@ -1069,7 +780,7 @@ class _SolveState:
         limits = [v for v in (budget, remaining) if v is not None]
         return max(min(limits), 0.0) if limits else GRB.INFINITY
 
-    def _start_from_best(self, judge: _Judge, complete: bool = False) -> None:
+    def _start_from_best(self, judge: DenseJudge, complete: bool = False) -> None:
         """MIP start: the best dense-valid solution (completed on the dense model if asked)."""
         m = self.swap.model
         m.update()
@@ -1095,15 +806,18 @@ class _SolveState:
         else:
             m.setAttr("Start", x_vars.tolist(), inputs.tolist())
 
-    def result(self) -> SwapResult:
+    def skip_dense_phase(self, reason: str) -> None:
+        """Record that the dense fallback did not run, and why (it stays the surrogate's answer)."""
+        self.phases.append({"name": "dense", "skipped": reason, "seconds": 0.0})
+        logger.info("swap: dense fallback skipped: %s", reason)
+
+    def result(self, pruning: float) -> SwapResult:
+        """The result; ``pruning`` seconds are added to the time to the first valid solution."""
         best = self.best
         if self.final_status is not None:
             status = self.final_status
         else:
             status = STATUS_FEASIBLE if best is not None else STATUS_NO_SOLUTION
-        # pruning happened once, before the first optimize(): only that call counts it
-        pruning = 0.0 if self.swap._pruning_counted else self.swap.pruning_seconds
-        self.swap._pruning_counted = True
         ttf = None if self.first_valid is None else self.first_valid + pruning
         return SwapResult(
             status=status,

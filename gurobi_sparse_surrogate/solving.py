@@ -1,0 +1,98 @@
+"""Neutral solving helpers: optimize a Gurobi model and hand every solution it finds to a judge.
+
+Used by :class:`~gurobi_sparse_surrogate.SurrogateSwap`, the applications and the benchmark
+baselines alike; nothing here knows about networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import gurobipy as gp
+import numpy as np
+from gurobipy import GRB
+
+
+def final_solutions(model: gp.Model, variables: list[gp.Var]) -> list[tuple[np.ndarray, float]]:
+    """Every solution ``model`` holds after optimize, as ``(values of variables, objective)``.
+
+    Solutions found in presolve, and the solution of a model without integer variables (an
+    LP, when bounds left no unstable neuron), never reach a MIPSOL callback.
+    """
+    if model.SolCount == 0:
+        return []
+    if not model.IsMIP:
+        return [(np.array(model.getAttr("X", variables)), model.ObjVal)]
+    found = []
+    for k in range(model.SolCount):
+        model.Params.SolutionNumber = k
+        found.append((np.array(model.getAttr("Xn", variables)), model.PoolObjVal))
+    model.Params.SolutionNumber = 0
+    return found
+
+
+#: Two solutions are the same when no value differs by more than this, relative to its size
+#: (solution pool copies of one incumbent differ by rounding, ~1e-16).
+DUPLICATE_TOLERANCE = 1e-9
+
+
+def is_duplicate(values: np.ndarray, seen: Sequence[np.ndarray]) -> bool:
+    """Whether ``values`` equals one of ``seen`` within :data:`DUPLICATE_TOLERANCE`."""
+    if not len(seen):
+        return False
+    stacked = np.asarray(seen)
+    scale = 1.0 + np.abs(values)
+    return bool((np.abs(stacked - values) <= DUPLICATE_TOLERANCE * scale).all(axis=1).any())
+
+
+def optimize_judging(
+    model: gp.Model,
+    variables: list[gp.Var],
+    offer: Callable[[np.ndarray, float], bool],
+    stop_when_offered: bool = False,
+) -> None:
+    """Optimize ``model`` and hand every solution it finds to ``offer`` once.
+
+    ``offer(values of variables, solver objective) -> bool`` is called from a MIPSOL callback
+    for each incumbent, then for the solutions the model holds at the end (those found in
+    presolve, or an LP's, never reach the callback); a solution already offered (within
+    :data:`DUPLICATE_TOLERANCE`) is skipped.
+    With ``stop_when_offered``, the solve stops at the first offer that returns True.
+    """
+    seen: list[np.ndarray] = []
+
+    def once(values: np.ndarray, objective: float) -> bool:
+        if is_duplicate(values, seen):
+            return False
+        seen.append(values)
+        return offer(values, objective)
+
+    def callback(m, where):
+        if where != GRB.Callback.MIPSOL:
+            return
+        values = np.array(m.cbGetSolution(variables))
+        if once(values, m.cbGet(GRB.Callback.MIPSOL_OBJ)) and stop_when_offered:
+            m.terminate()
+
+    model.optimize(callback)
+    for values, objective in final_solutions(model, variables):
+        once(values, objective)
+
+
+def proven_bound(model: gp.Model) -> float | None:
+    """The best proven objective bound after optimize (the optimum of a solved LP)."""
+    try:
+        if model.IsMIP:
+            return float(model.ObjBound)
+        return float(model.ObjVal) if model.Status == GRB.OPTIMAL else None
+    except gp.GurobiError:
+        return None
+
+
+__all__ = [
+    "DUPLICATE_TOLERANCE",
+    "final_solutions",
+    "is_duplicate",
+    "optimize_judging",
+    "proven_bound",
+]
