@@ -337,3 +337,21 @@ def test_misspelled_bound_option_through_an_application_fails_before_solving():
     net = random_network(4, 3, (4,), 1)
     with pytest.raises(InvalidOptionError, match="'time_limit'.*'time_budget'"):
         maximize_output(net, Box(np.zeros(3), np.ones(3)), bound_options={"time_limit": 1.0})
+
+
+def test_print_stats_gives_a_reason_only_for_stages_that_ran_on_no_layer():
+    import io
+
+    for options, expected in (({}, True), ({"auto_min_unstable": 0}, False)):
+        with gp.Env(params={"OutputFlag": 0}) as env, gp.Model(env=env) as m:
+            x = m.addMVar(1, lb=-1.0, ub=1.0)
+            pc = add_sparse_predictor_constr(
+                m, hand_network(), x, bound_options=options, bound_cache=False
+            )
+            out = io.StringIO()
+            pc.print_stats(file=out)
+        text = out.getvalue()
+        assert ("lp skipped: only 2 unstable neurons" in text) is expected, text
+        assert "skipped: not a ReLU layer" not in text and "skipped: first layer" not in text
+        skipped_notes = [n for n in pc.bounds.notes if n["kind"] == "skipped"]
+        assert [n["stage"] for n in skipped_notes] == (["lp", "milp"] if expected else [])

@@ -108,10 +108,11 @@ def notes_view(records: list[StageRecord]) -> list[dict]:
     group of neurons kept with earlier bounds; ``{"kind": "summary", stage, layer, unstable_before,
     unstable_after, solves, skipped_by_points}`` for every solver stage that ran on a layer
     with unstable neurons; and ``{"kind": "skipped", stage, reason}`` once per stage and
-    reason for stages that did not run.
+    reason for stages that ran on no layer.
     """
     notes: list[dict] = []
     seen_skips: set[tuple[str, str]] = set()
+    ran = {r.stage for r in records if r.ran}
     for r in records:
         for kept in r.kept:
             notes.append({"stage": r.stage, "layer": r.layer, **asdict(kept)})
@@ -127,7 +128,8 @@ def notes_view(records: list[StageRecord]) -> list[dict]:
                     "skipped_by_points": r.skipped_by_points,
                 }
             )
-        if not r.ran and r.skipped_reason and (r.stage, r.skipped_reason) not in seen_skips:
+        skipped = not r.ran and r.stage not in ran and r.skipped_reason
+        if skipped and (r.stage, r.skipped_reason) not in seen_skips:
             seen_skips.add((r.stage, r.skipped_reason))
             notes.append({"kind": "skipped", "stage": r.stage, "reason": r.skipped_reason})
     return notes

@@ -573,7 +573,12 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                     if row["layer"] == i
                 )
                 print(f"  layer {i}: {steps}", file=out)
-            reasons = {row["stage"]: row["skipped"] for row in stages if "skipped" in row}
+            # why a stage ran on no layer (the reason on a hidden layer says most)
+            ran = {row["stage"] for row in stages if "skipped" not in row}
+            reasons: dict[str, str] = {}
+            for row in sorted(stages, key=lambda row: row["layer"] == 0):
+                if "skipped" in row and row["stage"] not in ran:
+                    reasons.setdefault(row["stage"], row["skipped"])
             for stage, reason in reasons.items():
                 print(f"  {stage} skipped: {reason}", file=out)
         print(f"Input has shape {tuple(self.input.shape)}", file=out)
