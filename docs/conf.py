@@ -26,10 +26,12 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
+    "sphinx_copybutton",
+    "sphinx_gallery.gen_gallery",
 ]
 
 templates_path: list[str] = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb"]
 # no intersphinx: the build must not need the network
 root_doc = "index"
 default_role = "literal"
@@ -46,14 +48,50 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 numpydoc_validation_checks: set[str] = set()
 
+# -- sphinx-gallery ------------------------------------------------------------------------
+# Every examples/plot_*.py runs once, at build time, in this process: its printed output and
+# matplotlib figures are what the gallery shows (nothing is pasted). The test suite builds
+# the docs with -W, so an example that fails fails the tests.
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sphinx_gallery_conf = {
+    "examples_dirs": os.path.join(ROOT, "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"plot_",
+    "ignore_pattern": r"__init__\.py",
+    "plot_gallery": "True",
+    "abort_on_example_error": True,
+    # run every example on every build: output from an earlier version of the package is
+    # never shown (an example whose file did not change is still re-run)
+    "run_stale_examples": True,
+    "only_warn_on_example_error": False,
+    "download_all_examples": False,
+    "line_numbers": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "capture_repr": (),
+    "show_memory": False,
+    "min_reported_time": 1,
+    "show_signature": False,
+}
+
 # -- HTML ----------------------------------------------------------------------------------
-html_theme = "alabaster"
+html_theme = "pydata_sphinx_theme"
 html_static_path: list[str] = []
 html_title = f"gurobi-sparse-surrogate {release}"
 html_theme_options = {
-    "description": "Optimization over trained (and sparse) ReLU networks with Gurobi",
-    "fixed_sidebar": True,
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    "icon_links": [],
+    "footer_start": ["copyright"],
+    "footer_end": [],
 }
+html_sidebars = {"index": [], "install": [], "benchmarks": []}
 
-# Examples are shown with literalinclude; they live outside the source directory.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+
 suppress_warnings: list[str] = []

@@ -26,6 +26,7 @@ bounds against a forward pass of random points of the ball.
 import time
 
 import gurobipy as gp
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -50,6 +51,7 @@ print(f"methods registered: {sorted(METHODS)}")
 # Bounds and unstable neurons per hidden layer.
 order = [m for m in ("interval", "linear", "lp", "milp", "auto") if m in METHODS]
 print(f"{'method':<10} {'unstable per hidden layer':>26} {'seconds':>8}")
+unstable_by_method = {}
 for method in order:
     start = time.perf_counter()
     bounds = compute_bounds(layers, ball.lower, ball.upper, method=method, domain=ball)
@@ -63,6 +65,20 @@ for method in order:
     for lo, hi, v in zip(bounds.lower, bounds.upper, values, strict=True):
         assert np.all(v >= lo - 1e-6) and np.all(v <= hi + 1e-6)
     print(f"{method:<10} {str(unstable):>26} {seconds:8.2f}")
+    unstable_by_method[method] = unstable
+
+# %%
+# Unstable neurons per hidden layer for each method (fewer is better).
+fig, ax = plt.subplots(figsize=(6.4, 3.2))
+width = 0.8 / len(unstable_by_method)
+for k, (method, counts) in enumerate(unstable_by_method.items()):
+    positions = np.arange(len(counts)) + (k - (len(unstable_by_method) - 1) / 2) * width
+    bars = ax.bar(positions, counts, width, label=method)
+    ax.bar_label(bars, fontsize="x-small")
+ax.set_xticks(np.arange(len(counts)), [f"hidden layer {i + 1}" for i in range(len(counts))])
+ax.set_ylabel("unstable neurons (of 64)")
+ax.legend(fontsize="small", ncols=len(unstable_by_method))
+fig.tight_layout()
 
 # %%
 # The embeddings built with each method: variables, binaries and linear constraints.

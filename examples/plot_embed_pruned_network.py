@@ -15,6 +15,7 @@ the solver's inputs.
 """
 
 import gurobipy as gp
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from gurobi_ml import add_predictor_constr
@@ -96,3 +97,16 @@ for name, model in sizes.items():
         f"{name:<30} {model.NumVars:>10} {model.NumBinVars:>9} {model.NumConstrs:>7} "
         f"{model.NumGenConstrs:>8}"
     )
+
+# %%
+# The three models' sizes side by side.
+fig, ax = plt.subplots(figsize=(6.4, 3.0))
+kinds = ["NumVars", "NumBinVars", "NumConstrs", "NumGenConstrs"]
+labels = ["variables", "binaries", "linear constraints", "general constraints"]
+width = 0.8 / len(sizes)
+for k, (name, model) in enumerate(sizes.items()):
+    positions = np.arange(len(kinds)) + (k - (len(sizes) - 1) / 2) * width
+    ax.bar(positions, [getattr(model, kind) for kind in kinds], width, label=name)
+ax.set_xticks(np.arange(len(kinds)), labels)
+ax.legend(fontsize="small")
+fig.tight_layout()
