@@ -54,11 +54,13 @@ def bench(tmp_path):
     (root / "vnnlib" / "unsat.vnnlib").write_text(UNSAT)
     (root / "vnnlib" / "sat.vnnlib.gz").write_bytes(gzip.compress(SAT.encode()))
     (root / "vnnlib" / "broken.vnnlib").write_text(BROKEN)
+    (root / "onnx" / "packed.onnx.gz").write_bytes((root / "onnx" / "net.onnx.gz").read_bytes())
     (root / "instances.csv").write_text(
         "onnx/net.onnx,vnnlib/unsat.vnnlib,20\n"
         "onnx/net.onnx.gz,vnnlib/sat.vnnlib.gz,20\n"
         "\n"
         "onnx/net.onnx,vnnlib/broken.vnnlib,20\n"
+        "onnx/packed.onnx,vnnlib/sat.vnnlib\n"  # only .gz files there, no timeout
     )
     return root
 
@@ -132,6 +134,7 @@ def test_benchmark_folder_with_resume(bench, tmp_path, capsys):
         ["onnx/net.onnx", "vnnlib/unsat.vnnlib", "unsat"],
         ["onnx/net.onnx.gz", "vnnlib/sat.vnnlib.gz", "sat"],
         ["onnx/net.onnx", "vnnlib/broken.vnnlib", "error"],
+        ["onnx/packed.onnx", "vnnlib/sat.vnnlib", "sat"],
     ]
     assert all(r[0] == "toy_benchmark" and len(r) == 6 for r in rows)
     assert all(float(r[3]) >= 0 and float(r[5]) >= 0 for r in rows)
@@ -143,22 +146,25 @@ def test_benchmark_folder_with_resume(bench, tmp_path, capsys):
     # a rerun resumes: nothing is run again
     assert main(argv) == 1
     assert read_rows(results) == rows
-    assert "resuming: 3 of 3" in capsys.readouterr().out
+    assert "resuming: 4 of 4" in capsys.readouterr().out
     # an interrupted run (last row missing) runs only what is missing
     with open(results, "w", newline="") as f:
         csv.writer(f).writerows(rows[:1])
     assert main(argv) == 1
     again = read_rows(results)
-    assert again[0] == rows[0] and [r[4] for r in again] == ["unsat", "sat", "error"]
+    assert again[0] == rows[0] and [r[4] for r in again] == ["unsat", "sat", "error", "sat"]
 
 
 def test_benchmark_usage_errors(bench, tmp_path):
     bad = tmp_path / "instances.csv"
     bad.write_text("onnx/net.onnx,vnnlib/unsat.vnnlib,soon\n")
+    short = tmp_path / "short.csv"
+    short.write_text("onnx/net.onnx\n")
     for argv in (
         ["--instances", str(tmp_path / "missing.csv"), "--results", "r.csv"],
         ["--instances", str(bench / "instances.csv")],
         ["--instances", str(bad), "--results", str(tmp_path / "r.csv")],
+        ["--instances", str(short), "--results", str(tmp_path / "r.csv")],
         ["net.onnx", "p.vnnlib", "--instances", str(bench / "instances.csv"), "--results", "r"],
     ):
         with pytest.raises(SystemExit) as info:

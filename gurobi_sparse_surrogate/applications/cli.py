@@ -5,7 +5,8 @@ One instance::
     gss-verify NET.onnx PROP.vnnlib --timeout 120 --result result.txt
 
 A VNN-COMP benchmark folder (``instances.csv`` rows: onnx path, vnnlib path, timeout; paths
-relative to ``--root``, by default the folder of ``instances.csv``; ``.gz`` files accepted)::
+relative to ``--root``, by default the folder of ``instances.csv``; ``.gz`` files accepted, also
+under the name without ``.gz``; a row without timeout gets ``--timeout`` or 60 s)::
 
     gss-verify --instances instances.csv --root DIR --results results.csv
 
@@ -88,6 +89,16 @@ class _Networks:
         return self.cache[key]
 
 
+def _existing(path: Path) -> Path:
+    """``path``, or ``path.gz`` when only the compressed file is there (VNN-COMP folders
+    ship ``.onnx.gz`` and ``.vnnlib.gz`` files under the names without ``.gz``)."""
+    if not path.exists():
+        packed = path.with_name(path.name + ".gz")
+        if packed.exists():
+            return packed
+    return path
+
+
 def run_instance(
     onnx_path: Path,
     vnnlib_path: Path,
@@ -106,8 +117,8 @@ def run_instance(
 
     started = time.perf_counter()
     try:
-        net, n_in, n_out = (networks or _Networks()).get(onnx_path)
-        spec = load_vnnlib(vnnlib_path, n_in, n_out)
+        net, n_in, n_out = (networks or _Networks()).get(_existing(onnx_path))
+        spec = load_vnnlib(_existing(vnnlib_path), n_in, n_out)
     except Exception as error:  # every failure becomes an "error" verdict
         if verbose:
             traceback.print_exc()
@@ -151,22 +162,24 @@ def _single(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_instances(path: Path) -> list[tuple[str, str, float]]:
-    """Rows of a VNN-COMP ``instances.csv``: onnx path, vnnlib path, timeout."""
+def read_instances(path: Path) -> list[tuple[str, str, float | None]]:
+    """Rows of a VNN-COMP ``instances.csv``: onnx path, vnnlib path and (optionally) timeout."""
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
         for number, row in enumerate(csv.reader(f), start=1):
             row = [cell.strip() for cell in row]
             if not row or not any(row):
                 continue
-            if len(row) < 3:
-                raise ValueError(f"{path}, line {number}: expected onnx,vnnlib,timeout")
-            try:
-                timeout = float(row[2])
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {number}: the timeout {row[2]!r} is not a number"
-                ) from None
+            if len(row) < 2:
+                raise ValueError(f"{path}, line {number}: expected onnx,vnnlib[,timeout]")
+            timeout = None
+            if len(row) > 2 and row[2]:
+                try:
+                    timeout = float(row[2])
+                except ValueError:
+                    raise ValueError(
+                        f"{path}, line {number}: the timeout {row[2]!r} is not a number"
+                    ) from None
             rows.append((row[0], row[1], timeout))
     return rows
 
@@ -221,8 +234,8 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     ):
         writer = csv.writer(out)
         for onnx_name, vnnlib_name, timeout in bar:
-            if args.timeout is not None:
-                timeout = args.timeout
+            if args.timeout is not None or timeout is None:
+                timeout = 60.0 if args.timeout is None else args.timeout
             result, prepare, run, error = run_instance(
                 root / onnx_name,
                 root / vnnlib_name,
