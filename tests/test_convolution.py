@@ -82,7 +82,7 @@ def test_prune_masks_on_convolutions_are_read():
 
 
 @SLOW
-@given(spec=conv_specs(max_pool=False), formulation=st.sampled_from(["bigm", "max", "indicator"]))
+@given(spec=conv_specs(max_pool=True), formulation=st.sampled_from(["bigm", "max", "indicator"]))
 def test_fixed_inputs_reproduce_forward_pass(spec, formulation):
     net = make_cnn(**spec)
     rng = np.random.default_rng(spec["seed"])
@@ -98,14 +98,14 @@ def test_fixed_inputs_reproduce_forward_pass(spec, formulation):
 
 
 @SLOW
-@given(spec=conv_specs(max_pool=False))
-def test_free_optimum_is_exact_at_the_solvers_input(spec):
+@given(spec=conv_specs(max_pool=True), formulation=st.sampled_from(["bigm", "max", "indicator"]))
+def test_free_optimum_is_exact_at_the_solvers_input(spec, formulation):
     net = make_cnn(**spec)
     rng = np.random.default_rng(spec["seed"] + 1)
     c = rng.normal(size=spec["n_out"])
     m = quiet_model()
     x = m.addMVar((spec["c_in"], spec["h"], spec["w"]), lb=0.0, ub=1.0)  # image-shaped
-    pc = add_sparse_predictor_constr(m, net, x, bounds="interval")
+    pc = add_sparse_predictor_constr(m, net, x, bounds="linear", relu_formulation=formulation)
     m.setObjective(c @ pc.output[0], gp.GRB.MAXIMIZE)
     m.optimize()
     assert m.Status == gp.GRB.OPTIMAL

@@ -567,7 +567,7 @@ def test_unknown_method_structure_schedule():
 
 
 def test_network_errors():
-    with pytest.raises(UnsupportedNetworkError, match="no nn.Linear layer"):
+    with pytest.raises(UnsupportedNetworkError, match="no nn.Linear or nn.Conv2d layer"):
         prune_network(nn.Sequential(nn.ReLU()), 0.5)
     with pytest.raises(UnsupportedNetworkError, match="expected a torch.nn.Sequential"):
         prune_network(nn.Linear(3, 2), 0.5)
@@ -579,7 +579,7 @@ def test_network_errors():
     with pytest.raises(UnsupportedNetworkError, match="prune_output=False"):
         prune_network(single, 0.5, prune_output=False)
     assert prune_network(single, 0.5).pruning_report.zeros == 3
-    with pytest.raises(UnsupportedNetworkError, match="no nn.Linear layer"):
+    with pytest.raises(UnsupportedNetworkError, match="no nn.Linear or nn.Conv2d layer"):
         pruning_report(nn.Sequential(nn.ReLU()))
 
 

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from .problem import BoundingProblem
 
-__all__ = ["IntervalStage", "interval_affine", "post_activation"]
+__all__ = ["IntervalStage", "interval_affine", "max_pool_bounds", "post_activation"]
 
 
 def post_activation(
@@ -49,10 +49,31 @@ def interval_affine(
     return np.asarray(lo), np.asarray(hi)
 
 
+def max_pool_bounds(layer, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of a max-pooling layer: the max of its window's lower and upper bounds.
+
+    ``lower`` and ``upper`` are ``(k, n_in)`` bounds of the pooled values. The upper bound is
+    exact when the inputs' upper bounds are; the lower bound is sound (the max is at least any
+    input).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> pool = SimpleNamespace(windows=np.array([[0, 1], [1, -1]]))
+    >>> max_pool_bounds(pool, np.array([[0.0, -1.0]]), np.array([[1.0, 3.0]]))
+    (array([[ 0., -1.]]), array([[3., 3.]]))
+    """
+    pad = np.full((lower.shape[0], 1), -np.inf)
+    lo = np.concatenate([lower, pad], axis=1)[:, layer.windows].max(axis=2)
+    hi = np.concatenate([upper, pad], axis=1)[:, layer.windows].max(axis=2)
+    return lo, hi
+
+
 class IntervalStage:
     """Interval arithmetic; on the first layer the domain's exact bounds when a domain is given."""
 
     name = "interval"
+    supports_max_pool = True
 
     def layer_bounds(
         self, problem: BoundingProblem, index: int, lower: np.ndarray, upper: np.ndarray

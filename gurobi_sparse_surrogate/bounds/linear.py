@@ -24,7 +24,13 @@ import scipy.sparse as sp
 
 from .problem import BoundingProblem
 
-__all__ = ["LinearStage", "back_substitute", "relu_relaxation", "concretize_box"]
+__all__ = [
+    "LinearStage",
+    "back_substitute",
+    "concretize_box",
+    "max_pool_relaxation",
+    "relu_relaxation",
+]
 
 #: Relative outward padding of every linear bound against floating-point rounding.
 ROUNDING_PAD = 1e-9
@@ -147,6 +153,10 @@ def back_substitute(
     const = np.asarray(const, dtype=np.float64).copy()
     for j in range(index - 1, -1, -1):
         layer = problem.layers[j]
+        if layer.is_maxpool:
+            in_lo, in_hi = problem.layer_input_bounds(j)
+            coef, const = _through_max_pool(coef, const, layer, in_lo[sample], in_hi[sample])
+            continue
         if layer.relu:
             slope, intercept, lower_slope = relu_relaxation(
                 problem.lower[j][sample], problem.upper[j][sample]
@@ -167,6 +177,62 @@ def back_substitute(
             coef = _maybe_dense(coef)
         else:
             coef = np.asarray((layer.weight.T @ coef.T).T)
+    return coef, const
+
+
+def max_pool_relaxation(
+    windows: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[sp.csr_array, sp.csr_array, np.ndarray]:
+    """Linear relaxation of ``y_r = max(x_i : i in window r)`` for ``lower <= x <= upper``.
+
+    Below: ``y_r >= x_b`` for the input ``b`` with the largest lower bound. Above: ``y_r = x_b``
+    when ``b`` dominates (its lower bound is at least every other input's upper bound), else
+    the constant ``y_r <= max_i upper_i``.
+
+    Returns
+    -------
+    upper_select, lower_select : scipy.sparse.csr_array
+        ``(n_out, n_in)`` 0/1 matrices.
+    upper_constant : numpy.ndarray
+        ``x`` of ``y <= upper_select @ x + upper_constant`` (``+inf`` possible).
+
+    Examples
+    --------
+    >>> up, low, c = max_pool_relaxation(np.array([[0, 1]]), np.array([0.0, 2.0]),
+    ...                                  np.array([1.0, 3.0]))
+    >>> up.toarray(), low.toarray(), c
+    (array([[0., 1.]]), array([[0., 1.]]), array([0.]))
+    """
+    n_out, n_in = windows.shape[0], lower.size
+    valid = windows >= 0
+    safe = np.where(valid, windows, 0)
+    lo = np.where(valid, lower[safe], -np.inf)
+    hi = np.where(valid, upper[safe], -np.inf)
+    best = np.argmax(lo, axis=1)
+    rows = np.arange(n_out)
+    best_lo = lo[rows, best]
+    others = hi.copy()
+    others[rows, best] = -np.inf
+    dominant = best_lo >= others.max(axis=1)
+    pick = windows[rows, best]
+    lower_select = sp.csr_array((np.ones(n_out), (rows, pick)), shape=(n_out, n_in))
+    upper_select = sp.csr_array(
+        (np.ones(int(dominant.sum())), (rows[dominant], pick[dominant])), shape=(n_out, n_in)
+    )
+    upper_constant = np.where(dominant, 0.0, hi.max(axis=1))
+    return upper_select, lower_select, upper_constant
+
+
+def _through_max_pool(coef, const, layer, in_lo, in_hi):
+    """Upper-bound ``coef @ y + const`` (``y`` the pool's output) by a function of its input."""
+    upper_select, lower_select, upper_constant = max_pool_relaxation(layer.windows, in_lo, in_hi)
+    positive, negative = _split(coef)
+    const = const + _matvec(positive, upper_constant)
+    if sp.issparse(coef):
+        coef = sp.csr_array(positive @ upper_select) + sp.csr_array(negative @ lower_select)
+        coef.eliminate_zeros()
+        return _maybe_dense(coef), const
+    coef = np.asarray((upper_select.T @ positive.T).T) + np.asarray((lower_select.T @ negative.T).T)
     return coef, const
 
 
@@ -195,6 +261,7 @@ class LinearStage:
     """
 
     name = "linear"
+    supports_max_pool = True
 
     def layer_bounds(self, problem, index, lower, upper):
         layer = problem.layers[index]

@@ -304,6 +304,51 @@ def _add_relu(builder, z_cols, lo, hi, integral) -> np.ndarray:
     return h_cols
 
 
+def _add_max_pool(builder, layer, lo, hi, idx, prev_idx, prev_cols, in_lo, integral):
+    """Pooled neurons ``idx`` of a max-pooling layer; their output columns.
+
+    Rows: ``z >= h_c`` for every window input ``c`` in the cone; ``z - L <= sum_c (h_c - l_c)``
+    (``L`` the pooled lower bound, the largest ``l_c``: the max exceeds ``L`` by at most the
+    winner's own excess over its lower bound); in a MILP a binary ``d_c`` per input with
+    ``sum d = 1`` and ``z <= h_c + (U - l_c)(1 - d_c)``. Window inputs outside the cone are
+    inactive ReLUs (the constant 0, not above the pooled lower bound) and are left out.
+    ``in_lo`` holds the lower bounds of the previous layer's values at ``prev_idx``.
+    """
+    z_cols = builder.cols(lo.copy(), hi.copy())
+    w = sp.coo_array(layer.weight[idx][:, prev_idx])
+    builder.terms([z_cols[w.row], prev_cols[w.col]], [1.0, -1.0], ">", 0.0)  # z >= h_c
+    member_lo = in_lo[w.col]
+    excess = np.zeros(idx.size)
+    np.add.at(excess, w.row, member_lo)
+    finite = np.isfinite(lo) & np.isfinite(excess) & (np.bincount(w.row, minlength=idx.size) > 0)
+    rows = np.flatnonzero(finite)
+    keep = finite[w.row]
+    remap = np.full(idx.size, -1)
+    remap[rows] = np.arange(rows.size)
+    builder.rows(  # z - sum_c h_c <= L - sum_c l_c
+        np.concatenate([remap[rows], remap[w.row[keep]]]),
+        np.concatenate([z_cols[rows], prev_cols[w.col[keep]]]),
+        np.concatenate([np.ones(rows.size), -np.ones(int(keep.sum()))]),
+        "<",
+        lo[rows] - excess[rows],
+    )
+    if not integral:
+        return z_cols
+    big_m = hi[w.row] - member_lo
+    usable = np.ones(idx.size, dtype=bool)
+    np.logical_and.at(usable, w.row, np.isfinite(big_m))
+    ku = np.flatnonzero(usable[w.row])
+    d = builder.cols(np.zeros(ku.size), np.ones(ku.size), "B")
+    builder.terms(  # z - h_c + M d_c <= M
+        [z_cols[w.row[ku]], prev_cols[w.col[ku]], d], [1.0, -1.0, big_m[ku]], "<", big_m[ku]
+    )
+    pooled = np.unique(w.row[ku])
+    position = np.full(idx.size, -1)
+    position[pooled] = np.arange(pooled.size)
+    builder.rows(position[w.row[ku]], d, np.ones(ku.size), "=", np.ones(pooled.size))
+    return z_cols
+
+
 def _add_domain_rows(builder, domain, input_idx: np.ndarray) -> None:
     """The domain's own rows on the cone's inputs (the first columns of the model)."""
     if domain is None or input_idx.size == 0:
@@ -336,6 +381,13 @@ class _ConeModel:
         for j in range(index):
             idx = np.flatnonzero(nodes[offsets[j] : offsets[j + 1]])
             lo, hi = problem.lower[j][sample][idx], problem.upper[j][sample][idx]
+            if layers[j].is_maxpool:
+                in_lo = problem.layer_input_bounds(j)[0][sample][prev_idx]
+                prev_cols = _add_max_pool(
+                    builder, layers[j], lo, hi, idx, prev_idx, prev_cols, in_lo, integral
+                )
+                prev_idx = idx
+                continue
             prev_cols = _add_layer(builder, layers[j], lo, hi, idx, prev_idx, prev_cols, integral)
             prev_idx = idx
         _add_domain_rows(builder, problem.domain, self.input_idx)
@@ -622,6 +674,8 @@ class LPStage:
     ['linear pass', 'interval', 'linear', 'lp']
     """
 
+    supports_max_pool = True
+
     def __init__(
         self,
         integral: bool = False,
@@ -755,6 +809,13 @@ class LPStage:
         bin_w = [np.zeros(n_in)]
         for j in range(index):
             lo, hi = problem.lower[j][s], problem.upper[j][s]
+            if problem.layers[j].is_maxpool:
+                members = np.diff(problem.layers[j].weight.indptr).astype(np.float64)
+                binary = members * self.integral
+                var_w.append(1.0 + binary)
+                con_w.append(members + 1.0 + binary + float(self.integral))
+                bin_w.append(binary)
+                continue
             unstable = (lo < 0) & (hi > 0) if problem.layers[j].relu else np.zeros(lo.size, bool)
             binary = unstable & np.isfinite(lo) & np.isfinite(hi) & self.integral
             var_w.append(1.0 + unstable + binary)

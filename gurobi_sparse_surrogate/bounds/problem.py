@@ -27,7 +27,7 @@ from ..domains import Domain
 from ..exceptions import ShapeMismatchError, UnsupportedNetworkError
 from ..network.extraction import Layer
 from ..verbosity import progress_bar, verbose_logging
-from .interval import IntervalStage, interval_affine, post_activation
+from .interval import IntervalStage, interval_affine, max_pool_bounds, post_activation
 from .options import BoundOptions
 from .records import StageRecord, notes_view
 
@@ -148,6 +148,11 @@ class BoundingStage(Protocol):
         self, problem: BoundingProblem, index: int, lower: np.ndarray, upper: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
+
+#: A stage declares ``supports_max_pool = True`` when it bounds the layers after a max-pooling
+#: layer soundly (max-pooling layers themselves are bounded by the driver, never by a stage);
+#: a method with any stage that does not is refused on networks with max pooling, with an
+#: error naming the stage, rather than risking wrong bounds.
 
 #: Bounding methods by name: the stages run, in order, on every layer. The recipes of the
 #: methods beyond ``"interval"`` are declared in :mod:`gurobi_sparse_surrogate.bounds.recipes`.
@@ -313,9 +318,16 @@ def compute_bounds(
         raise ValueError(f"unknown bounding method {method!r}; choose one of {sorted(METHODS)}")
     lo, hi = _check_inputs(layers, input_lower, input_upper, domain, settings)
     pools = [layer.name for layer in layers if getattr(layer, "kind", "affine") != "affine"]
-    if pools:
+    blind = [s.name for s in METHODS[method] if not getattr(s, "supports_max_pool", False)]
+    if pools and blind:
+        able = sorted(
+            name
+            for name, stages in METHODS.items()
+            if all(getattr(s, "supports_max_pool", False) for s in stages)
+        )
         raise UnsupportedNetworkError(
-            f"bounding method {method!r} does not support max pooling ({pools[0]})"
+            f"bounding method {method!r} cannot bound through max pooling ({pools[0]}): its "
+            f"stages {blind} do not support it; methods that do: {able}"
         )
     problem = BoundingProblem(layers, lo, hi, domain=domain, options=settings)
     outer = not _in_pass.get()
@@ -340,6 +352,19 @@ def _run_pass(problem: BoundingProblem, method: str, outer: bool) -> list[StageR
     bar = progress_bar(len(layers) * len(stages), f"bounds ({method})") if outer else None
     try:
         for index, layer in enumerate(layers):
+            if layer.is_maxpool:
+                # the pooled bounds are the max of the inputs' bounds whatever the method: no
+                # stage could raise the upper one, and stages never see a max-pooling layer
+                start = time.perf_counter()
+                lower, upper = max_pool_bounds(layer, *problem.layer_input_bounds(index))
+                record = StageRecord("max pool", index)
+                record.seconds = time.perf_counter() - start
+                records.append(record)
+                problem.lower.append(lower)
+                problem.upper.append(upper)
+                if bar is not None:
+                    bar.update(len(stages))
+                continue
             lower = np.full((problem.n_samples, layer.n_out), -np.inf)
             upper = np.full((problem.n_samples, layer.n_out), np.inf)
             for stage in stages:

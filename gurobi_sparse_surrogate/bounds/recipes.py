@@ -27,6 +27,7 @@ from __future__ import annotations
 from .linear import LinearStage
 from .lp import LPStage, MILPStage
 from .problem import (
+    METHODS,
     BoundingProblem,
     IntervalStage,
     NetworkBounds,
@@ -72,6 +73,11 @@ class MethodPassStage:
         self.method = method
         self.name = f"{method} pass"
 
+    @property
+    def supports_max_pool(self) -> bool:
+        """Whether every stage of the inner method bounds through max pooling."""
+        return all(getattr(s, "supports_max_pool", False) for s in METHODS[self.method])
+
     def layer_bounds(self, problem, index, lower, upper):
         result = pass_bounds(problem, self.method)
         return result.lower[index], result.upper[index]
@@ -103,6 +109,7 @@ class WhenWorthIt:
         self.stage = stage
         self.after = after
         self.name = stage.name
+        self.supports_max_pool = getattr(stage, "supports_max_pool", False)
 
     def layer_bounds(self, problem, index, lower, upper):
         result = pass_bounds(problem, self.after)

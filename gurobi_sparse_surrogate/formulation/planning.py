@@ -16,18 +16,21 @@ have a variable, using only the nonzero weights between them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gurobipy as gp
 import numpy as np
 import scipy.sparse as sp
-from gurobipy import GRB
 
 from ..network.extraction import Layer
-
-#: ReLU formulations for unstable neurons.
-RELU_FORMULATIONS = ("bigm", "max", "indicator")
+from .strategy import (
+    RELU_FORMULATIONS,
+    LayerSize,
+    Namer,
+    affine_expression,
+    formulation_for,
+)
 
 CATEGORIES = ("constant", "inactive", "active", "unstable", "unread")
 
@@ -53,6 +56,13 @@ class LayerPlan:
         Pre-activation bounds of ``rows``.
     constant_values : numpy.ndarray
         ``(n_out,)`` post-activation values of the neurons without variable (0 where unread).
+    candidate_lower, candidate_upper : numpy.ndarray or None
+        Max pooling only: bounds of the previous layer's live values (the pooled inputs).
+
+    For a max-pooling layer, ``weight`` is the 0/1 matrix of each window's *surviving* inputs
+    among the previous layer's variables, ``offset`` the window's surviving constant input
+    (``-inf`` when there is none), and ``unstable`` marks the windows with more than one
+    surviving input (the others are ``y = x``).
     """
 
     layer: Layer
@@ -64,6 +74,8 @@ class LayerPlan:
     lower: np.ndarray
     upper: np.ndarray
     constant_values: np.ndarray
+    candidate_lower: np.ndarray | None = None
+    candidate_upper: np.ndarray | None = None
 
     def count(self, category: str) -> int:
         """Number of neurons of ``category``."""
@@ -96,7 +108,17 @@ def plan_network(
     has_var = np.ones(layers[0].n_in, dtype=bool)
     values = np.zeros(layers[0].n_in)
     forward = []
+    post_lo, post_hi = None, None
     for layer, lo, hi in zip(layers, lower, upper, strict=True):
+        if layer.is_maxpool:
+            category, post_constant, pre_constant, w = _plan_max_pool(
+                layer, lo, hi, has_var, values, post_lo, post_hi
+            )
+            forward.append((category, post_constant, pre_constant, w))
+            has_var = (category == "active") | (category == "unstable")
+            values = post_constant
+            post_lo, post_hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+            continue
         w = layer.weight
         reads_var = np.diff(w[:, has_var].indptr) > 0
         pre_constant = w[:, ~has_var] @ values[~has_var] + layer.bias
@@ -107,24 +129,30 @@ def plan_network(
             post_constant = np.maximum(post_constant, 0.0)
             category[reads_var & (hi <= 0)] = "inactive"
             category[reads_var & (hi > 0) & (lo < 0)] = "unstable"
-        forward.append((category, post_constant, pre_constant))
+        forward.append((category, post_constant, pre_constant, w))
         has_var = (category == "active") | (category == "unstable")
         values = post_constant
+        post_lo = np.maximum(lo, 0.0) if layer.relu else np.asarray(lo, dtype=np.float64)
+        post_hi = np.maximum(hi, 0.0) if layer.relu else np.asarray(hi, dtype=np.float64)
     # Backward: drop neurons with a variable that no needed neuron reads.
     needed = np.ones(layers[-1].n_out, dtype=bool)
     for index in range(len(layers) - 1, -1, -1):
         category = forward[index][0]
         category[((category == "active") | (category == "unstable")) & ~needed] = "unread"
         rows = np.flatnonzero((category == "active") | (category == "unstable"))
-        needed = _columns_read(layers[index].weight, rows, layers[index].n_in)
+        needed = _columns_read(forward[index][3], rows, layers[index].n_in)
     # Restrict each layer's weights to the variables of both ends.
     plans: list[LayerPlan] = []
     prev_rows = np.arange(layers[0].n_in)
+    prev_lo, prev_hi = None, None
     for index, layer in enumerate(layers):
-        category, post_constant, pre_constant = forward[index]
+        category, post_constant, pre_constant, structure = forward[index]
         rows = np.flatnonzero((category == "active") | (category == "unstable"))
-        weight = sp.csr_array(layer.weight[rows][:, prev_rows])
+        weight = sp.csr_array(structure[rows][:, prev_rows])
         weight.eliminate_zeros()
+        candidates = (None, None)
+        if layer.is_maxpool:
+            candidates = (prev_lo[prev_rows], prev_hi[prev_rows])
         plans.append(
             LayerPlan(
                 layer=layer,
@@ -136,49 +164,64 @@ def plan_network(
                 lower=np.asarray(lower[index])[rows],
                 upper=np.asarray(upper[index])[rows],
                 constant_values=post_constant,
+                candidate_lower=candidates[0],
+                candidate_upper=candidates[1],
             )
         )
         prev_rows = rows
+        lo_i, hi_i = np.asarray(lower[index]), np.asarray(upper[index])
+        prev_lo = np.maximum(lo_i, 0.0) if layer.relu else lo_i
+        prev_hi = np.maximum(hi_i, 0.0) if layer.relu else hi_i
     return plans
 
 
-@dataclass
-class LayerSize:
-    """Variables and constraints that one layer's formulation adds."""
+def _plan_max_pool(layer, lo, hi, has_var, values, in_lo, in_hi):
+    """Survivors of every window of a max-pooling layer for one input row.
 
-    variables: int = 0
-    constraints: int = 0
-    general: int = 0
-    binaries: int = 0
-
-    def __iadd__(self, other: LayerSize) -> LayerSize:
-        self.variables += other.variables
-        self.constraints += other.constraints
-        self.general += other.general
-        self.binaries += other.binaries
-        return self
+    An input whose upper bound is at most the largest lower bound in its window (attained by
+    another input, the first such one kept) can never exceed the maximum and drops out. A
+    window whose survivors are all constants is constant; one surviving variable makes it
+    linear (``active``); several make it ``unstable``.
+    """
+    windows = layer.windows
+    n_in = layer.n_in
+    valid = windows >= 0
+    safe = np.where(valid, windows, 0)
+    if in_lo is None:  # max pooling never reads the network input (refused at extraction)
+        raise ValueError(f"{layer.name} has no bounds for its inputs")
+    # bounds of each member: a constant member is [value, value]
+    member_lo = np.where(has_var, in_lo, values)[safe]
+    member_hi = np.where(has_var, in_hi, values)[safe]
+    member_lo = np.where(valid, member_lo, -np.inf)
+    member_hi = np.where(valid, member_hi, -np.inf)
+    best = np.argmax(member_lo, axis=1)
+    best_lo = member_lo[np.arange(windows.shape[0]), best]
+    survive = valid & (member_hi > best_lo[:, None])
+    survive[np.arange(windows.shape[0]), best] = True
+    is_var = has_var[safe] & valid
+    var_survivor = survive & is_var
+    const_survivor = survive & ~is_var
+    n_var = var_survivor.sum(axis=1)
+    n_const = const_survivor.sum(axis=1)
+    # constant survivors: at most the best one (another constant with a higher value
+    # would have the largest lower bound); keep the largest value to be safe
+    const_value = np.where(const_survivor, member_lo, -np.inf).max(axis=1)
+    category = np.full(windows.shape[0], "active", dtype=object)
+    category[n_var == 0] = "constant"
+    category[(n_var + (n_const > 0)) > 1] = "unstable"
+    rows = np.broadcast_to(np.arange(windows.shape[0])[:, None], windows.shape)
+    structure = sp.csr_array(
+        (np.ones(int(var_survivor.sum())), (rows[var_survivor], windows[var_survivor])),
+        shape=(windows.shape[0], n_in),
+    )
+    post_constant = np.where(n_var == 0, const_value, 0.0)
+    pre_constant = np.where(n_var == 0, const_value, np.where(n_const > 0, const_value, -np.inf))
+    return category, post_constant, pre_constant, structure
 
 
 def layer_size(plan: LayerPlan, relu_formulation: str) -> LayerSize:
-    """What :func:`build_layer` adds for ``plan`` (without output variables or links)."""
-    n = len(plan.rows)
-    n_unstable = int(plan.unstable.sum())
-    if relu_formulation == "bigm":
-        return LayerSize(n + n_unstable, n + 2 * n_unstable, 0, n_unstable)
-    if relu_formulation == "max":
-        return LayerSize(n + n_unstable, n, n_unstable, 0)
-    return LayerSize(n + n_unstable, n, 2 * n_unstable, n_unstable)
-
-
-def _finite(a: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(a), a, np.where(a > 0, GRB.INFINITY, -GRB.INFINITY))
-
-
-def affine_expression(plan: LayerPlan, previous: gp.MVar) -> gp.MLinExpr | np.ndarray:
-    """``W x + b`` of the layer's live neurons, over the previous layer's variables."""
-    if previous.size == 0:
-        return plan.offset.copy()
-    return plan.weight @ previous + plan.offset
+    """What the formulation strategy adds for ``plan`` (without output variables or links)."""
+    return formulation_for(plan.layer, relu_formulation).size(plan)
 
 
 def build_layer(
@@ -186,7 +229,7 @@ def build_layer(
     plan: LayerPlan,
     previous: gp.MVar,
     relu_formulation: str,
-    name: Callable[[str], str | None],
+    name: Namer,
 ) -> gp.MVar:
     """Add the variables and constraints of one layer; return its variables (``plan.rows``).
 
@@ -200,38 +243,16 @@ def build_layer(
     name : callable
         Maps a base name to a variable name (or None for no names).
     """
-    n = len(plan.rows)
-    if n == 0:
-        return model.addMVar(0)
-    lo, hi = plan.lower, plan.upper
-    affine = affine_expression(plan, previous)
-    if not plan.layer.relu:
-        out = model.addMVar(n, lb=_finite(lo), ub=_finite(hi), name=name("z"))
-        model.addConstr(out == affine, name=name("linear"))
-        return out
-    out = model.addMVar(n, lb=_finite(np.maximum(lo, 0.0)), ub=_finite(hi), name=name("h"))
-    active = ~plan.unstable
-    if active.any():
-        model.addConstr(out[active] == affine[active], name=name("active"))
-    if not plan.unstable.any():
-        return out
-    u = plan.unstable
-    h, z_expr = out[u], affine[u]
-    if relu_formulation == "bigm":
-        delta = model.addMVar(int(u.sum()), vtype=GRB.BINARY, name=name("relu_on"))
-        model.addConstr(h >= z_expr, name=name("relu_lower"))
-        model.addConstr(h <= z_expr - lo[u] + lo[u] * delta, name=name("relu_upper_on"))
-        model.addConstr(h <= hi[u] * delta, name=name("relu_upper_off"))
-    elif relu_formulation == "max":
-        z = model.addMVar(int(u.sum()), lb=_finite(lo[u]), ub=_finite(hi[u]), name=name("z"))
-        model.addConstr(z == z_expr, name=name("pre_activation"))
-        for j in range(z.size):
-            model.addGenConstrMax(h[j].item(), [z[j].item()], constant=0.0, name=name("relu"))
-    elif relu_formulation == "indicator":
-        delta = model.addMVar(int(u.sum()), vtype=GRB.BINARY, name=name("relu_on"))
-        model.addConstr(h >= z_expr, name=name("relu_lower"))
-        model.addGenConstrIndicator(delta, True, h - z_expr == 0.0, name=name("relu_on_eq"))
-        model.addGenConstrIndicator(delta, False, h <= 0.0, name=name("relu_off"))
-    else:  # pragma: no cover - validated by the caller
-        raise ValueError(relu_formulation)
-    return out
+    return formulation_for(plan.layer, relu_formulation).build(model, plan, previous, name)
+
+
+__all__ = [
+    "CATEGORIES",
+    "RELU_FORMULATIONS",
+    "LayerPlan",
+    "LayerSize",
+    "affine_expression",
+    "build_layer",
+    "layer_size",
+    "plan_network",
+]

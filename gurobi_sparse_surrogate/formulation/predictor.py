@@ -396,10 +396,16 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                         "relu_formulation='max' or 'indicator'"
                     )
 
+    @property
+    def _build_last_layer(self) -> bool:
+        """Whether the last layer gets variables of its own (ReLU or max pooling) rather
+        than linking the output variables to its affine map directly."""
+        return self.layers[-1].relu or self.layers[-1].is_maxpool
+
     def _planned_size(self) -> LayerSize:
         total = LayerSize()
         for plans in self.plans:
-            hidden = plans if self.layers[-1].relu else plans[:-1]
+            hidden = plans if self._build_last_layer else plans[:-1]
             for plan in hidden:
                 total += layer_size(plan, self.relu_formulation)
             total += LayerSize(constraints=self._output_shape)  # output rows
@@ -409,7 +415,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
 
     def _mip_model(self, **kwargs):
         model = self.gp_model
-        final_relu = self.layers[-1].relu
+        final_relu = self._build_last_layer
         for s, plans in enumerate(self.plans):
             previous = self._input[s]
             hidden = plans if final_relu else plans[:-1]
@@ -475,7 +481,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         Returns
         -------
         dict
-            ``layers``: one dict per layer with ``name``, ``neurons``, the count of each neuron
+            ``layers``: one dict per layer with ``name``, ``kind`` (``"affine"`` or
+            ``"maxpool"``), ``channels`` (``"C_in->C_out"`` on images), ``kernel``,
+            ``neurons``, the count of each neuron
             category (``constant``, ``inactive``, ``active``, ``unstable``, ``unread``),
             ``removed`` (neurons without a variable), ``binaries``, ``disjunctions`` and
             ``weights`` (nonzero weights embedded), summed over input rows; and totals:
@@ -485,18 +493,25 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             seconds).
         """
         rows = []
-        binary = self.relu_formulation in ("bigm", "indicator")
         for i, layer in enumerate(self.layers):
             counts = {c: sum(p[i].count(c) for p in self.plans) for c in CATEGORIES}
             unstable = counts["unstable"]
+            built = self._build_last_layer or i < len(self.layers) - 1
             rows.append(
                 {
                     "name": layer.name,
+                    "kind": layer.kind,
+                    "channels": layer.channels,
+                    "kernel": "x".join(map(str, layer.kernel)) if layer.kernel else "",
                     "neurons": layer.n_out * len(self.plans),
                     **counts,
                     "removed": counts["constant"] + counts["inactive"] + counts["unread"],
-                    "binaries": unstable if binary else 0,
-                    "disjunctions": unstable if layer.relu else 0,
+                    "binaries": sum(
+                        layer_size(p[i], self.relu_formulation).binaries for p in self.plans
+                    )
+                    if built
+                    else 0,
+                    "disjunctions": unstable if (layer.relu or layer.is_maxpool) else 0,
                     "weights": sum(p[i].weight.nnz for p in self.plans),
                 }
             )
@@ -533,8 +548,10 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             )
             return
         out = io.StringIO()
+        images = any(row["channels"] or row["kernel"] for row in stats["layers"])
+        extra = f" {'Channels':>9} {'Kernel':>6}" if images else ""
         header = (
-            f"{'Layer':<40} {'Neurons':>8} {'Removed':>8} {'Active':>8} {'Inactive':>8} "
+            f"{'Layer':<40}{extra} {'Neurons':>8} {'Removed':>8} {'Active':>8} {'Inactive':>8} "
             f"{'Unstable':>8} {'Binaries':>8} {'Weights':>8}"
         )
         print(
@@ -546,8 +563,9 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         print(header, file=out)
         print("=" * len(header), file=out)
         for row in stats["layers"]:
+            columns = f" {row['channels']:>9} {row['kernel']:>6}" if images else ""
             print(
-                f"{row['name'][:40]:<40} {row['neurons']:>8} {row['removed']:>8} "
+                f"{row['name'][:40]:<40}{columns} {row['neurons']:>8} {row['removed']:>8} "
                 f"{row['active']:>8} {row['inactive']:>8} {row['unstable']:>8} "
                 f"{row['binaries']:>8} {row['weights']:>8}",
                 file=out,

@@ -197,13 +197,16 @@ class PruningReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _linear_modules(network: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Linear]]:
-    """Yield the Linear modules of a (possibly nested) ``nn.Sequential`` in forward order."""
+def _linear_modules(
+    network: nn.Module, prefix: str = ""
+) -> Iterator[tuple[str, nn.Linear | nn.Conv2d]]:
+    """Yield the Linear and Conv2d modules of a (possibly nested) ``nn.Sequential`` in forward
+    order (the modules whose weights are pruned)."""
     for name, module in network.named_children():
         full = f"{prefix}{name}"
         if isinstance(module, nn.Sequential):
             yield from _linear_modules(module, f"{full}.")
-        elif isinstance(module, nn.Linear):
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
             yield full, module
 
 
@@ -295,18 +298,23 @@ def pruning_report(network: nn.Module, data: Any = None) -> PruningReport:
     _check_sequential(network)
     modules = list(_linear_modules(network))
     if not modules:
-        raise UnsupportedNetworkError("the network has no nn.Linear layer")
+        raise UnsupportedNetworkError("the network has no nn.Linear or nn.Conv2d layer")
     weights = [effective_parameter(m, "weight") for _, m in modules]
     biases = [effective_parameter(m, "bias") for _, m in modules]
     layers = []
     for i, (name, module) in enumerate(modules):
         w = weights[i]
-        zero_rows = (w == 0).all(dim=1)
+        zero_rows = (w.flatten(1) == 0).all(dim=1)
         if biases[i] is not None:
             zero_rows &= biases[i].reshape(-1) == 0
         unused = 0
-        if i + 1 < len(modules) and weights[i + 1].shape[1] == w.shape[0]:
-            unused = int((weights[i + 1] == 0).all(dim=0).sum())
+        following = weights[i + 1] if i + 1 < len(modules) else None
+        if following is not None and following.dim() == w.dim() == 2:
+            if following.shape[1] == w.shape[0]:
+                unused = int((following == 0).all(dim=0).sum())
+        elif following is not None and following.dim() == w.dim() == 4:
+            if following.shape[1] == w.shape[0]:  # groups=1: a column per input channel
+                unused = int((following == 0).transpose(0, 1).flatten(1).all(dim=1).sum())
         zeros = int((w == 0).sum())
         layers.append(
             LayerReport(
@@ -535,7 +543,7 @@ def _prune_round(
             prune.custom_from_mask(m, "weight", mask=_row_mask(w, score, level))
     else:  # neuron
         for i, (m, w) in enumerate(zip(modules, current, strict=True)):
-            k = round(level * w.shape[0]) - int((w == 0).all(dim=1).sum())
+            k = round(level * w.shape[0]) - int((w.flatten(1) == 0).all(dim=1).sum())
             if k > 0:
                 if scores is None:
                     prune.random_structured(m, "weight", amount=k, dim=0)
@@ -544,7 +552,7 @@ def _prune_round(
                         m, "weight", amount=k, n=2, dim=0, importance_scores=scores[i]
                     )
             if prune_bias and m.bias is not None:
-                alive = effective_parameter(m, "weight").ne(0).any(dim=1)
+                alive = effective_parameter(m, "weight").flatten(1).ne(0).any(dim=1)
                 bias = effective_parameter(m, "bias")
                 if bool(((~alive) & (bias != 0)).any()):
                     prune.custom_from_mask(m, "bias", mask=alive.to(bias.dtype))
@@ -644,8 +652,9 @@ def prune_network(
     Parameters
     ----------
     network : torch.nn.Sequential
-        A network of Linear layers (and ReLU, Flatten, Dropout, Identity), possibly nested or
-        already pruned with :mod:`torch.nn.utils.prune`.
+        A network of Linear and Conv2d layers (and the other modules the embedding accepts),
+        possibly nested or already pruned with :mod:`torch.nn.utils.prune`. The instance-aware
+        methods and ``structure="row"`` prune Linear layers only and refuse a CNN.
     sparsity : float
         Target share of zero weights in ``[0, 1)`` (of neurons per hidden layer for
         ``structure="neuron"``).
@@ -666,8 +675,8 @@ def prune_network(
         of zeros over all their weights. ``"layer"``: unstructured, the same sparsity in each
         pruned layer. ``"row"``: unstructured, the same number of zeros in every row (output
         neuron) of each pruned layer, the comparison group of Wanda. ``"neuron"``: whole
-        neurons (rows of the weight) in each hidden layer; the output layer is never
-        neuron-pruned.
+        neurons (rows of the weight; whole output channels of a Conv2d) in each hidden layer;
+        the output layer is never neuron-pruned.
     prune_output : bool
         Whether the unstructured modes also prune the output (last Linear) layer, as the
         paper does. Ignored for ``"neuron"``.
@@ -751,7 +760,14 @@ def prune_network(
     _check_sequential(network)
     first = next((m for _, m in _linear_modules(network)), None)
     if first is None:
-        raise UnsupportedNetworkError("the network has no nn.Linear layer to prune")
+        raise UnsupportedNetworkError("the network has no nn.Linear or nn.Conv2d layer to prune")
+    convolutions = [name for name, m in _linear_modules(network) if isinstance(m, nn.Conv2d)]
+    if convolutions and (method in INSTANCE_AWARE or structure == "row"):
+        raise UnsupportedNetworkError(
+            f"method {method!r} with structure {structure!r} prunes Linear layers only, and "
+            f"module {convolutions[0]!r} is a Conv2d; use method 'magnitude' or 'random' with "
+            "structure 'global', 'layer' or 'neuron' (whole output channels) on a CNN"
+        )
     if method in INSTANCE_AWARE:
         domain = _check_domain(domain, method, first.in_features)
         if (
