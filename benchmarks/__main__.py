@@ -18,8 +18,25 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .suites import PROFILES, get_profile
+
+
+def _positive(kind: type) -> Any:
+    """An argparse type: a number of ``kind`` above zero, or an argparse error naming it."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
 
 
 def _add_run_options(parser: argparse.ArgumentParser, profile_default: str | None) -> None:
@@ -29,17 +46,21 @@ def _add_run_options(parser: argparse.ArgumentParser, profile_default: str | Non
     parser.add_argument("--output", type=Path, help="results file (JSON lines)")
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=_positive(int),
         default=min(2, os.cpu_count() or 1),
         help="local worker processes (default: min(2, cpus)); 1 runs in this process",
     )
     parser.add_argument("--scheduler", help="Dask distributed scheduler address")
     parser.add_argument("--cache-dir", type=Path, help="trained networks (default: next to output)")
-    parser.add_argument("--time-limit", type=float, help="seconds per run (overrides the profile)")
-    parser.add_argument("--threads", type=int, help="solver threads per run (default 1)")
-    parser.add_argument("--methods", nargs="+", help="run only these methods")
+    parser.add_argument(
+        "--time-limit", type=_positive(float), help="seconds per run (overrides the profile)"
+    )
+    parser.add_argument("--threads", type=_positive(int), help="solver threads per run (default 1)")
+    parser.add_argument(
+        "--methods", nargs="+", help="run only these methods (see `list` for a profile's)"
+    )
     parser.add_argument("--suites", nargs="+", choices=("verification", "maximization"))
-    parser.add_argument("--max-runs", type=int, help="stop after this many new runs")
+    parser.add_argument("--max-runs", type=_positive(int), help="stop after this many new runs")
     parser.add_argument("--retry-errors", action="store_true", help="rerun failed runs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -89,8 +110,17 @@ def _run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point; returns the exit status (argparse exits with 2 on a bad argument)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("run", "quick") and args.methods:
+        valid = [m.name for m in get_profile(args.profile).methods]
+        unknown = [m for m in args.methods if m not in valid]
+        if unknown:
+            parser.error(
+                f"unknown method(s) {', '.join(unknown)} for profile {args.profile!r}; "
+                f"valid: {', '.join(valid)}"
+            )
     if args.command == "list":
         profile = get_profile(args.profile)
         print(f"profile {profile.name}: {profile.description}")

@@ -22,6 +22,7 @@ from benchmarks.report import (
     geometric_mean,
     load_results,
     paired,
+    reading,
     suite_table,
     time_ratios,
     wins_losses,
@@ -652,3 +653,72 @@ def test_attack_stage_rescues_a_solve_that_found_nothing(monkeypatch):
     # without the attack stage the same solve finds nothing
     rec = bm.run_method(inst, method("gurobi-ml"), time_limit=10.0)
     assert rec["status"] == "unknown" and not rec["found"] and solves[-1] is None
+
+
+# ------------------------------------------------------------------------------ report wording
+
+
+def _reading_of(records) -> str:
+    frame = load_results(records)
+    tables = {s: suite_table(frame, s) for s in sorted(set(frame["suite"]))}
+    return reading(frame, tables)
+
+
+def test_reading_never_calls_a_faster_method_slowest():
+    v = "verification"
+    records = [_rec(v, f"i{k}", "gurobi-ml", True, 4.0) for k in range(3)]
+    records += [_rec(v, f"i{k}", "surrogate-0.8", True, 1.0, rate=0.8) for k in range(3)]
+    records += [_rec(v, f"i{k}", "paper-0.8", True, 2.0, rate=0.8) for k in range(3)]
+    text = _reading_of(records)
+    # ratios 0.25 and 0.5: both faster than gurobi-ml, so none is "slowest"
+    assert "Slowest" not in text
+    assert "Fastest against gurobi-ml by median time ratio: surrogate-0.8" in text
+    assert "Every method with pairs was faster than gurobi-ml" in text
+    records += [_rec(v, f"i{k}", "dense", True, 8.0) for k in range(3)]
+    text = _reading_of(records)
+    assert "Slowest, slower than gurobi-ml: dense (median 2.00x)" in text
+
+
+def test_reading_with_no_faster_method_and_nothing_solved():
+    v = "verification"
+    records = [_rec(v, f"i{k}", "gurobi-ml", True, 1.0) for k in range(2)]
+    records += [_rec(v, f"i{k}", "dense", True, 3.0) for k in range(2)]
+    text = _reading_of(records)
+    assert "Fastest" not in text
+    assert "No method was faster than gurobi-ml by median time ratio; the closest: dense" in text
+    nothing = [_rec(v, f"i{k}", m, False) for k in range(2) for m in ("gurobi-ml", "dense")]
+    text = _reading_of(nothing)
+    assert "Most instances solved" not in text and "(0%)" not in text
+    assert "No method found a dense-adversarial input on any instance." in text
+
+
+def test_main_table_is_narrow_and_the_csv_has_every_column(hand_made, tmp_path):
+    out = tmp_path / "report"
+    markdown = write_report(hand_made, out, plots=False)
+    section = markdown.split("## Verification")[1]
+    header = next(line for line in section.splitlines() if line.startswith("| method"))
+    assert header.count("|") - 1 <= 9
+    csv = pd.read_csv(out / "verification.csv")
+    for column in ("geomean_ratio", "n_ratio", "paper_ref", "disjunctions", "stable", "unstable"):
+        assert column in csv.columns
+    assert "verification.csv" in section
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--profile", "smoke", "--methods", "foo"], "unknown method(s) foo"),
+        (["quick", "--methods", "dense", "bar"], "unknown method(s) bar"),
+        (["run", "--profile", "smoke", "--jobs", "0"], "--jobs: must be positive"),
+        (["run", "--profile", "smoke", "--time-limit", "x"], "--time-limit: expected a float"),
+        (["run", "--profile", "nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_cli_rejects_bad_values_with_an_argparse_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if "unknown method" in message:
+        assert "valid: gurobi-ml" in err and "surrogate-0.8" in err
