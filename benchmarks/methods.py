@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from gurobi_sparse_surrogate.applications.adversarial import MARGIN_TOL, ROBUST_TOL
-from gurobi_sparse_surrogate.solving import optimize_judging
+from gurobi_sparse_surrogate.solving import Incumbent, optimize_judging
 
 from .suites import Instance, MethodSpec
 
@@ -122,7 +122,7 @@ class InstanceData:
             return float(out[self.label] - out[self.target])
         return float(out[0])
 
-    def judge(self, x: Any) -> dict[str, Any]:
+    def verdict(self, x: Any) -> dict[str, Any]:
         """Re-check a point on the dense network: domain membership and dense score.
 
         A point outside the domain (beyond :data:`DOMAIN_TOL`, as a solver's point can be) is
@@ -387,8 +387,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def _history(history: Any) -> list:
-    """At most :data:`MAX_HISTORY` JSON-able history entries (first and last kept)."""
-    items = list(history or [])
+    """At most :data:`MAX_HISTORY` JSON-able history entries (first and last kept).
+
+    Entries are :class:`~gurobi_sparse_surrogate.solving.Incumbent` records (the package's
+    results and the baselines alike), written as dicts.
+    """
+    items = [h.as_dict() if isinstance(h, Incumbent) else h for h in history or []]
     if len(items) > MAX_HISTORY:
         half = MAX_HISTORY // 2
         items = items[:half] + items[-half:]
@@ -523,11 +527,13 @@ def _gurobi_ml_solve(
             x.Start = mip_start
         m.Params.TimeLimit = max(time_limit - (time.perf_counter() - start), 1e-3)
 
-        def offer(xs: np.ndarray) -> bool:
-            verdict = data.judge(xs)
+        def offer(xs: np.ndarray, objective: float) -> bool:
+            verdict = data.verdict(xs)
             now = time.perf_counter() - start
             score = verdict["score"]
-            out["history"].append([round(now, 4), score])
+            out["history"].append(
+                Incumbent(round(now, 4), "gurobi-ml", objective, score, True, verdict["valid"])
+            )
             if data.better(score, best["score"]):
                 best.update(x=xs, score=score, time=now)
             if verdict["valid"] and best["first"] is None:
@@ -536,9 +542,7 @@ def _gurobi_ml_solve(
             return False
 
         try:  # every solution is judged, those found in presolve included (as the package)
-            optimize_judging(
-                m, x.tolist(), lambda xs, _: offer(xs), stop_at_first and data.verification
-            )
+            optimize_judging(m, x.tolist(), offer, stop_at_first and data.verification)
         except gp.GurobiError as error:
             if error.errno == _SIZE_LIMIT_ERRNO:
                 raise SkipRun(f"size-limited Gurobi licence: {error}") from error
@@ -581,7 +585,7 @@ def _with_attack(
     seconds = 0.0
     if spec.options.get("attack"):
         x_atk, score_atk, seconds = attack_stage(data, _attack_budget(time_limit), seed)
-        verdict = data.judge(x_atk)
+        verdict = data.verdict(x_atk)
         if data.verification and verdict["valid"]:
             now = time.perf_counter() - start
             return {
@@ -590,11 +594,11 @@ def _with_attack(
                 "time_to_first": now,
                 "time_to_best": now,
                 "attack_seconds": seconds,
-                "history": [[round(now, 4), score_atk]],
+                "history": [Incumbent(round(now, 4), "attack", None, score_atk, True, True)],
             }
     out = solve(x_atk)
     out["attack_seconds"] = seconds
-    if x_atk is not None and data.better(score_atk, data.judge(out.get("x"))["score"]):
+    if x_atk is not None and data.better(score_atk, data.verdict(out.get("x"))["score"]):
         out["x"] = x_atk
         if not data.verification:
             out["time_to_best"] = seconds
@@ -659,7 +663,7 @@ def run_paper(data: InstanceData, spec: MethodSpec, time_limit: float, threads: 
 def run_attack(data: InstanceData, spec: MethodSpec, time_limit: float, threads: int, seed: int):
     """The projected-gradient attack alone (its budget: the time limit)."""
     x, score, seconds = attack_stage(data, time_limit, seed)
-    verdict = data.judge(x)
+    verdict = data.verdict(x)
     found = verdict["valid"]
     if data.verification:
         status = "adversarial" if found else "unknown"
@@ -748,7 +752,9 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
 
 
 #: kind -> method function ``f(data, spec, time_limit, threads, seed) -> dict``.
-METHODS: dict[str, Callable[..., dict[str, Any]]] = {
+#: The function that runs each method kind (a benchmark method; "method" alone in the
+#: package means a bounding method).
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "gurobi-ml": run_gurobi_ml,
     "paper": run_paper,
     "attack": run_attack,
@@ -801,14 +807,14 @@ def run_method(
     record: dict[str, Any] = {"status": "error", "found": False}
     try:
         data = load_instance(instance, cache_dir)
-        fn = METHODS.get(spec.kind)
+        fn = RUNNERS.get(spec.kind)
         if fn is None:
-            raise ValueError(f"no method of kind {spec.kind!r}; known: {sorted(METHODS)}")
+            raise ValueError(f"no method of kind {spec.kind!r}; known: {sorted(RUNNERS)}")
         start = time.perf_counter()
         out = fn(data, spec, time_limit, threads, seed)
         runtime = time.perf_counter() - start
         x = out.pop("x", None)
-        verdict = data.judge(x)
+        verdict = data.verdict(x)
         record.update(out)
         record["runtime"] = runtime
         record["history"] = _history(out.get("history"))

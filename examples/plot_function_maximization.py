@@ -80,10 +80,10 @@ fig.tight_layout()
 # surrogate in the surrogate phase) and the dense network's value at the same input.
 r = runs["surrogate 0.8"]
 print("time  phase          solver objective  dense value")
-for h in r.history:
-    solver = "" if h["solver_objective"] is None else f"{h['solver_objective']:.4f}"
-    dense = "" if h["dense_value"] is None else f"{h['dense_value']:.4f}"
-    print(f"{h['time']:5.2f} {h['phase']:<14} {solver:>16} {dense:>12}")
+for h in r.history:  # Incumbent records, as in every result of the package
+    solver = "" if h.surrogate_objective is None else f"{h.surrogate_objective:.4f}"
+    dense = "" if h.dense_objective is None else f"{h.dense_objective:.4f}"
+    print(f"{h.time:5.2f} {h.phase:<14} {solver:>16} {dense:>12}")
 
 # %%
 # The reported value is the dense network's output at the reported input.

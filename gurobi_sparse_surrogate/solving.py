@@ -7,10 +7,52 @@ baselines alike; nothing here knows about networks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import gurobipy as gp
 import numpy as np
 from gurobipy import GRB
+
+
+@dataclass
+class Incumbent:
+    """One solution found during a solve, judged on the dense network.
+
+    The one record of an incumbent everywhere: in :class:`SurrogateSwap` results, in
+    :func:`find_adversarial` and :func:`maximize_output` results (their ``history``) and
+    in the benchmark baselines.
+
+    Attributes
+    ----------
+    time : float
+        Seconds since the start of the call that found it.
+    phase : str
+        Where it was found: ``"attack"``, ``"surrogate 0"``, ``"repair"``, ``"dense"``...
+    surrogate_objective : float or None
+        The objective the solver reported for the model it solved (the surrogate's in a
+        surrogate phase, the dense model's in a dense phase; None for an attack's point).
+    dense_objective : float or None
+        The objective with the dense network's outputs (None when they make the solution
+        infeasible): the dense margin in :func:`find_adversarial`, the dense value in
+        :func:`maximize_output`.
+    feasible, valid : bool
+        Feasible with the dense outputs; and valid (feasible, and the user's predicate holds).
+    repaired : bool
+        Found by a repair solve.
+    """
+
+    time: float
+    phase: str
+    surrogate_objective: float | None
+    dense_objective: float | None
+    feasible: bool
+    valid: bool
+    repaired: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a plain dict."""
+        return dict(vars(self))
 
 
 def final_solutions(model: gp.Model, variables: list[gp.Var]) -> list[tuple[np.ndarray, float]]:
@@ -91,6 +133,7 @@ def proven_bound(model: gp.Model) -> float | None:
 
 __all__ = [
     "DUPLICATE_TOLERANCE",
+    "Incumbent",
     "final_solutions",
     "is_duplicate",
     "optimize_judging",

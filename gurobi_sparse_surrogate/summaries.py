@@ -32,18 +32,16 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
 
-def phases_from_history(history: Iterable[Mapping[str, Any]]) -> list[dict]:
+def phases_from_history(history: Iterable[Any]) -> list[dict]:
     """Phases in the order they first appear in ``history``, with incumbents and valid ones.
 
-    ``history`` holds dicts with ``phase`` and ``valid`` (as the applications record them).
+    ``history`` holds :class:`~gurobi_sparse_surrogate.solving.Incumbent` records.
     """
     phases: dict[str, dict] = {}
     for record in history:
-        entry = phases.setdefault(
-            record["phase"], {"name": record["phase"], "incumbents": 0, "valid": 0}
-        )
+        entry = phases.setdefault(record.phase, {"name": record.phase, "incumbents": 0, "valid": 0})
         entry["incumbents"] += 1
-        entry["valid"] += int(bool(record.get("valid")))
+        entry["valid"] += int(bool(record.valid))
     return list(phases.values())
 
 

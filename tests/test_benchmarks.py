@@ -127,12 +127,12 @@ def test_judge_against_an_independent_forward_pass():
     rng = np.random.default_rng(0)
     for x in data.domain.sample(5, rng):
         out = forward64(data.network, x)[0]
-        verdict = data.judge(x)
+        verdict = data.verdict(x)
         assert verdict["in_domain"] and not verdict["projected"]
         assert verdict["score"] == pytest.approx(out[data.label] - out[data.target], abs=1e-9)
         assert verdict["valid"] == bool(out[data.label] - out[data.target] < 0)
     far = np.ones_like(data.x0)  # outside the L1 ball: projected before judging
-    verdict = data.judge(far)
+    verdict = data.verdict(far)
     assert verdict["projected"] and verdict["in_domain"]
 
 
@@ -186,8 +186,8 @@ def test_failures_are_recorded_not_raised(monkeypatch):
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(bm.METHODS, "too-large", too_large)
-    monkeypatch.setitem(bm.METHODS, "broken", broken)
+    monkeypatch.setitem(bm.RUNNERS, "too-large", too_large)
+    monkeypatch.setitem(bm.RUNNERS, "broken", broken)
     inst = digits_instances(1)[0]
     rec = bm.run_method(inst, MethodSpec("x", "too-large"), time_limit=1.0)
     assert rec["status"] == "skipped" and "5000 variables" in rec["reason"]
@@ -206,7 +206,7 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
         calls.append((data.instance.id, spec.name))
         return {"status": "adversarial", "x": data.x0, "time_to_first": 0.1}
 
-    monkeypatch.setitem(bm.METHODS, "fake", fake)
+    monkeypatch.setitem(bm.RUNNERS, "fake", fake)
     profile = tiny_profile([MethodSpec(f"fake-{k}", "fake") for k in range(3)])
     out = tmp_path / "res.jsonl"
     first = run_benchmark(profile, out, max_runs=4, progress=False)
@@ -242,7 +242,7 @@ def test_errors_are_rerun_on_request_and_crashed_workers_recorded(tmp_path, monk
             raise RuntimeError("licence server unreachable")
         return {"status": "unknown", "x": None}
 
-    monkeypatch.setitem(bm.METHODS, "flaky", flaky)
+    monkeypatch.setitem(bm.RUNNERS, "flaky", flaky)
     profile = tiny_profile([MethodSpec("flaky", "flaky")], instances=digits_instances(1))
     out = tmp_path / "res.jsonl"
     assert run_benchmark(profile, out, progress=False)["error"] == 1
@@ -419,7 +419,7 @@ def test_smoke_profile_end_to_end(tmp_path):
 
 
 def test_execute_task_adds_the_key_and_settings(monkeypatch):
-    monkeypatch.setitem(bm.METHODS, "fake", lambda *a: {"status": "unknown", "x": None})
+    monkeypatch.setitem(bm.RUNNERS, "fake", lambda *a: {"status": "unknown", "x": None})
     inst = digits_instances(1)[0]
     task = Task(inst, MethodSpec("f", "fake"), time_limit=3.0, threads=1)
     rec = execute_task(task)
@@ -558,7 +558,7 @@ def test_interrupting_a_run_cancels_the_queued_work_and_a_rerun_resumes(tmp_path
         def __init__(self, jobs, mp_context=None, initializer=None):
             super().__init__(1)
 
-    monkeypatch.setitem(bm.METHODS, "fake", fake)
+    monkeypatch.setitem(bm.RUNNERS, "fake", fake)
     monkeypatch.setattr(runner, "ProcessPoolExecutor", Pool)
     append = runner._append
     written = []

@@ -40,7 +40,7 @@ def test_surrogate_route_matches_dense_route_and_reports_history():
     sparse = maximize_output(net, domain, time_limit=60, surrogate=0.8, attack=False)
     assert dense.optimal and sparse.optimal
     assert sparse.value == pytest.approx(dense.value, rel=MIP_GAP, abs=1e-6)
-    assert "surrogate 0" in {h["phase"] for h in sparse.history}
+    assert "surrogate 0" in {h.phase for h in sparse.history}
     assert sparse.time_to_best <= sparse.runtime
 
 

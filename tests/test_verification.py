@@ -117,7 +117,7 @@ def test_attack_stage_answers_first_when_it_succeeds(digits):
     # a step budget, not seconds: the attack runs its 100 steps x 5 restarts under any load
     result = find_adversarial(net, X[1], domain, time_limit=30, attack_options=STEPS_ONLY)
     assert result.status == "adversarial" and result.found_by == "attack"
-    assert result.attack_seconds > 0 and result.history[0]["phase"] == "attack"
+    assert result.attack_seconds > 0 and result.history[0].phase == "attack"
     check(result, net, domain)
 
 

@@ -16,6 +16,7 @@ from ..bounds.objective import bound_output_objective
 from ..domains import Domain
 from ..exceptions import ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network, extract_layers
+from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import pgd_attack
@@ -72,8 +73,9 @@ class AdversarialResult:
         ``"attack"``, ``"surrogate ..."``, ``"repair"`` or ``"dense"``.
     model_stats : dict
         Formulation statistics: ``dense`` and, with a surrogate, ``surrogate``.
-    history : list of dict
-        Every incumbent: time, phase, solver objective, dense margin, valid.
+    history : list of Incumbent
+        Every incumbent: time, phase, solver objective, the dense margin
+        (``dense_objective``), valid.
     proof_seconds : float
         Time spent on objective-aware bounds (:func:`bound_output_objective`) before the MILP.
     proven_classes : list of int
@@ -95,7 +97,7 @@ class AdversarialResult:
     bounding_seconds: float = 0.0
     found_by: str | None = None
     model_stats: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[Incumbent] = field(default_factory=list)
     proof_seconds: float = 0.0
     proven_classes: list[int] = field(default_factory=list)
     reason: str | None = None
@@ -124,7 +126,7 @@ class AdversarialResult:
         --------
         >>> r = AdversarialResult("adversarial", None, 3, 5, -0.25, None, 0.5, 1.25,
         ...                       found_by="surrogate 0",
-        ...                       history=[{"phase": "surrogate 0", "valid": True}])
+        ...                       history=[Incumbent(0.5, "surrogate 0", -0.1, -0.25, True, True)])
         >>> print(r.summary())
         find_adversarial: adversarial (found by surrogate 0)
           label 3, target 5, dense margin -0.25, proven margin bound -
@@ -323,13 +325,7 @@ def find_adversarial(
         if misclassified(found.x):
             result.time_to_first = clock()
             result.history.append(
-                {
-                    "time": result.time_to_first,
-                    "phase": "attack",
-                    "solver_objective": None,
-                    "dense_margin": found.margin,
-                    "valid": True,
-                }
+                Incumbent(result.time_to_first, "attack", None, found.margin, True, True)
             )
             if stop_at_first:
                 return finish(found.x, "adversarial", "attack")
@@ -461,7 +457,7 @@ def find_adversarial(
             dense_params=dense_params,
         )
         precomputed = result.bounding_seconds  # the embedding's bounds came from the cache
-        record_outcome(result, outcome, "dense_margin")
+        record_outcome(result, outcome)
         result.bounding_seconds += precomputed
         if result.time_to_first is None:
             result.time_to_first = outcome.first_valid

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gurobipy as gp
@@ -23,7 +23,7 @@ from ..bounds.options import BoundOptions
 from ..domains import Domain
 from ..exceptions import ModelTooLargeError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
-from ..solving import optimize_judging, proven_bound
+from ..solving import Incumbent, optimize_judging, proven_bound
 from ..surrogate.swap import SurrogateSwap
 
 #: Judge of an input vector: ``(dense objective value, valid)``.
@@ -151,7 +151,7 @@ class Outcome:
     Times count from the caller's clock (the start of the application call).
     """
 
-    history: list[dict] = field(default_factory=list)
+    history: list[Incumbent] = field(default_factory=list)
     best_x: np.ndarray | None = None
     best_value: float | None = None
     best_time: float | None = None
@@ -230,27 +230,17 @@ def solve(
     outcome.surrogate_stats = stats.get("surrogate 0")
     outcome.dense_stats = stats.get("dense")
     offset = clock() - (time.perf_counter() - result.started_at)
-    for h in result.history:
-        outcome.history.append(
-            {
-                "time": offset + h.time,
-                "phase": h.phase,
-                "solver_objective": h.surrogate_objective,
-                "dense_objective": h.dense_objective,
-                "valid": h.valid,
-            }
-        )
-    valid = [h for h in outcome.history if h["valid"]]
+    # the swap's records, on the caller's clock
+    outcome.history.extend(replace(h, time=offset + h.time) for h in result.history)
+    valid = [h for h in outcome.history if h.valid]
     if valid:
-        outcome.first_valid = valid[0]["time"]
+        outcome.first_valid = valid[0].time
     if result.inputs is not None:
         outcome.best_x = np.asarray(result.inputs[0])
         outcome.best_value = result.objective
         sign = 1.0 if sense == GRB.MAXIMIZE else -1.0
-        best = next(
-            h for h in valid if sign * h["dense_objective"] >= sign * result.objective - 1e-9
-        )
-        outcome.best_time, outcome.found_by = best["time"], best["phase"]
+        best = next(h for h in valid if sign * h.dense_objective >= sign * result.objective - 1e-9)
+        outcome.best_time, outcome.found_by = best.time, best.phase
     if any(p["name"] == "dense" for p in result.phases):
         outcome.bound = result.bound
     outcome.optimal = result.status == "optimal"
@@ -271,15 +261,7 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
     def offer(values: np.ndarray, objective: float) -> bool:
         value, valid = judge(values)
         now = clock()
-        outcome.history.append(
-            {
-                "time": now,
-                "phase": "dense",
-                "solver_objective": objective,
-                "dense_objective": value,
-                "valid": valid,
-            }
-        )
+        outcome.history.append(Incumbent(now, "dense", objective, value, True, valid))
         if valid:
             if outcome.first_valid is None:
                 outcome.first_valid = now
@@ -294,13 +276,12 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
     return outcome
 
 
-def record_outcome(result: Any, outcome: Outcome, value_name: str) -> None:
+def record_outcome(result: Any, outcome: Outcome) -> None:
     """Copy what an :class:`Outcome` says into an application's result object.
 
     Sets ``pruning_seconds``, ``model_stats`` (``dense`` and ``surrogate``, for the
     embeddings that were built), ``bounding_seconds`` (their bounding time added up) and
-    extends ``history`` with the outcome's records, their ``dense_objective`` renamed to
-    ``value_name``.
+    extends ``history`` with the outcome's :class:`Incumbent` records.
     """
     result.pruning_seconds = outcome.pruning_seconds
     if outcome.surrogate_stats is not None:
@@ -308,10 +289,7 @@ def record_outcome(result: Any, outcome: Outcome, value_name: str) -> None:
     if outcome.dense_stats is not None:
         result.model_stats["dense"] = outcome.dense_stats
     result.bounding_seconds = sum(s["bounds_seconds"] for s in result.model_stats.values())
-    result.history.extend(
-        {value_name if k == "dense_objective" else k: v for k, v in record.items()}
-        for record in outcome.history
-    )
+    result.history.extend(outcome.history)
 
 
 def check_time_limit(time_limit: float) -> float:

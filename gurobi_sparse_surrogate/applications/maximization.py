@@ -14,6 +14,7 @@ from ..bounds.objective import bound_output_objective
 from ..domains import Domain
 from ..exceptions import ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network
+from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import pgd_maximize
@@ -48,8 +49,9 @@ class MaximizationResult:
         Time spent in the gradient warm start, pruning and bounding.
     model_stats : dict
         Formulation statistics: ``dense`` and, with a surrogate, ``surrogate``.
-    history : list of dict
-        Every solution found: time, phase, solver objective, dense value.
+    history : list of Incumbent
+        Every solution found: time, phase, solver objective, the dense value
+        (``dense_objective``).
     reason : str or None
         Why the dense model was not solved to optimality, when it was not built at all
         (a model too large for the licence).
@@ -65,7 +67,7 @@ class MaximizationResult:
     pruning_seconds: float = 0.0
     bounding_seconds: float = 0.0
     model_stats: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[Incumbent] = field(default_factory=list)
     reason: str | None = None
 
     def __repr__(self) -> str:
@@ -89,7 +91,7 @@ class MaximizationResult:
         Examples
         --------
         >>> r = MaximizationResult(2.5, None, True, 2.5, 0.75, 1.5,
-        ...                        history=[{"phase": "dense", "valid": True}])
+        ...                        history=[Incumbent(0.1, "dense", 1.0, 1.0, True, True)])
         >>> print(r.summary())
         maximize_output: optimal
           dense value 2.5, proven bound 2.5
@@ -198,9 +200,7 @@ def maximize_output(
         start_point = warm.x
         value, now = float(forward(warm.x)[output_index]), clock()
         result.value, result.x, result.time_to_best = value, np.asarray(warm.x), now
-        result.history.append(
-            {"time": now, "phase": "attack", "solver_objective": None, "dense_value": value}
-        )
+        result.history.append(Incumbent(now, "attack", None, value, True, True))
 
     problem, reason = build_fitting_input_model(
         network,
@@ -244,7 +244,7 @@ def maximize_output(
             start=start_point,
             check_validity=False,
         )
-        record_outcome(result, outcome, "dense_value")
+        record_outcome(result, outcome)
         if outcome.best_x is not None and (
             result.value is None or outcome.best_value > result.value
         ):

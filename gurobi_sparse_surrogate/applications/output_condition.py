@@ -37,6 +37,7 @@ from ..bounds.problem import compute_bounds
 from ..domains import Box
 from ..exceptions import SparseSurrogateError
 from ..network.extraction import Float64Network, Layer
+from ..solving import Incumbent
 from .adversarial import MARGIN_TOL, ROBUST_TOL
 from .attacks import _default_step, _descend, _prepare, _single_thread, _starts
 from .common import build_input_model, default_bound_options, solve
@@ -81,7 +82,7 @@ class ConditionOutcome:
     reason: str = ""
     timed_out: bool = False
     model_stats: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)
+    history: list[Incumbent] = field(default_factory=list)
 
 
 def polytope_values(polytopes: Sequence[OutputPolytope], y: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ from .extraction import clone_network, effective_parameter
 from .importance import INSTANCE_AWARE, _check_domain, activation_scores, bound_scores
 
 #: Valid values of ``method``.
-METHODS: tuple[str, ...] = ("magnitude", "random", *INSTANCE_AWARE)
+PRUNING_METHODS: tuple[str, ...] = ("magnitude", "random", *INSTANCE_AWARE)
 #: Valid values of ``structure``.
 STRUCTURES: tuple[str, ...] = ("global", "layer", "row", "neuron")
 #: Valid values of ``schedule``.
@@ -744,7 +744,7 @@ def prune_network(
     """
     start = time.perf_counter()
     sparsity = _check_sparsity(sparsity)
-    method = _check_choice(method, METHODS, "pruning method")
+    method = _check_choice(method, PRUNING_METHODS, "pruning method")
     structure = _check_choice(structure, STRUCTURES, "pruning structure")
     schedule = _check_choice(schedule, SCHEDULES, "schedule")
     if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 1:
@@ -861,7 +861,7 @@ def prune_network(
 __all__ = [
     "FinetuneConfig",
     "LayerReport",
-    "METHODS",
+    "PRUNING_METHODS",
     "PruningReport",
     "SCHEDULES",
     "STRUCTURES",

@@ -9,29 +9,13 @@ from typing import Any
 import gurobipy as gp
 import numpy as np
 
+from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, seconds
 
 STATUS_OPTIMAL = "optimal"
 STATUS_FEASIBLE = "feasible"
 STATUS_INFEASIBLE = "infeasible"
 STATUS_NO_SOLUTION = "no_solution"
-
-
-@dataclass
-class Incumbent:
-    """One solution found during the solve, judged on the dense network."""
-
-    time: float
-    phase: str
-    surrogate_objective: float | None
-    dense_objective: float | None
-    feasible: bool
-    valid: bool
-    repaired: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        """The record as a plain dict."""
-        return dict(vars(self))
 
 
 @dataclass
