@@ -10,6 +10,7 @@ Examples
     python -m benchmarks run --profile paper --output results/paper.jsonl \\
         --scheduler tcp://scheduler:8786   # on a Dask cluster
     python -m benchmarks list --profile quick
+    python -m benchmarks make-hard --images 8  # regenerate benchmarks/data/hard_instances.json
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-plots", action="store_true")
     quick = sub.add_parser("quick", help="run a profile, write its report, print the tables")
     _add_run_options(quick, "quick")
+    hard = sub.add_parser(
+        "make-hard",
+        help="screen the paper's instances with the attack and record the attack-resistant "
+        "ones with their ground truth (rewrites benchmarks/data/hard_instances.json)",
+    )
+    hard.add_argument("--images", type=int, default=8, help="images per network and radius band")
+    hard.add_argument("--truth-time-limit", type=float, default=60.0, help="seconds per solve")
+    hard.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    hard.add_argument("--output", type=Path, help="default: benchmarks/data/hard_instances.json")
+    findings = sub.add_parser(
+        "findings", help="the paper's findings (a)-(e) as tables, from one or more results files"
+    )
+    findings.add_argument("results", type=Path, nargs="+")
+    findings.add_argument("--out", type=Path, required=True, help="output directory")
     listing = sub.add_parser("list", help="show a profile's instances and methods")
     listing.add_argument("--profile", choices=PROFILES, default="quick")
     return parser
@@ -132,6 +147,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         _run(args)
+        return 0
+    if args.command == "findings":
+        from .findings import write_findings
+
+        missing = [str(p) for p in args.results if not p.is_file()]
+        if missing:
+            print(f"error: results file(s) {', '.join(missing)} do not exist", file=sys.stderr)
+            return 2
+        print(write_findings(args.results, args.out))
+        return 0
+    if args.command == "make-hard":
+        from .hard import HARD_FILE, make_hard_set, summary
+
+        content = make_hard_set(
+            args.images,
+            time_limit=args.truth_time_limit,
+            cache_dir=str(args.cache_dir),
+            output=args.output or HARD_FILE,
+        )
+        print(summary(content))
         return 0
     from .report import write_report
 

@@ -327,9 +327,13 @@ def _plain_sequential(network: nn.Module) -> nn.Sequential:
 
 def _prune_options(data: InstanceData, spec: MethodSpec, seed: int) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "method": "magnitude",
+        "method": spec.options.get("criterion", "magnitude"),
         "structure": spec.options.get("structure", "global"),
     }
+    if options["method"] in ("activation", "bound"):
+        options["domain"] = data.domain
+    elif options["method"] == "random":
+        options["seed"] = seed
     if spec.options.get("finetune"):
         options["finetune"] = {"epochs": FINETUNE_EPOCHS, "seed": seed}
         options["data"] = data.train

@@ -13,10 +13,12 @@ Method names
     gurobi-ml, every incumbent re-scored on the dense network.
 ``dense``
     This package's embedding of the dense network (its bounds, stable neurons removed).
-``surrogate-R[-finetuned][-neuron][-nofallback]``
+``surrogate-R[-finetuned][-neuron][-nofallback][-CRITERION-aware]``
     This package's surrogate at rate ``R``: unstructured (global) magnitude pruning unless
     ``-neuron`` (structured), no finetuning unless ``-finetuned``, falling back to the dense
-    model unless ``-nofallback``.
+    model unless ``-nofallback``; ``-bound-aware`` and ``-activation-aware`` prune with the
+    instance-aware criteria of :func:`~gurobi_sparse_surrogate.prune_network` instead of
+    magnitude, ``-random-pruned`` at random (a control).
 ``attack``
     The projected-gradient attack alone.
 ``...+attack``
@@ -35,6 +37,14 @@ import numpy as np
 SUITES = ("verification", "maximization")
 KINDS = ("gurobi-ml", "paper", "dense", "surrogate", "attack")
 RATES = (0.3, 0.5, 0.8, 0.9, 0.95)
+#: Pruning criteria of surrogate methods (``method`` of ``prune_network``).
+CRITERIA = ("magnitude", "random", "activation", "bound")
+_CRITERION_SUFFIX = {
+    "magnitude": "",
+    "random": "-random-pruned",
+    "activation": "-activation-aware",
+    "bound": "-bound-aware",
+}
 #: Size of the held-out part of the 5,000 bundled MNIST digits (test_size=0.2).
 MNIST_TEST_IMAGES = 1000
 #: Training epochs of the paper's classifiers (Adam, 5 epochs).
@@ -137,6 +147,7 @@ def method(
     fallback: bool = True,
     attack: bool = False,
     bounds: str | None = None,
+    criterion: str = "magnitude",
 ) -> MethodSpec:
     """Build a :class:`MethodSpec` with its canonical name.
 
@@ -151,9 +162,15 @@ def method(
     'gurobi-ml-obbt+attack'
     >>> method("dense", bounds="linear").name
     'dense-linear'
+    >>> method("surrogate", rate=0.8, criterion="bound").name
+    'surrogate-0.8-bound-aware'
     """
     if kind not in KINDS:
         raise ValueError(f"unknown method kind {kind!r}; expected one of {KINDS}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if criterion != "magnitude" and kind != "surrogate":
+        raise ValueError(f"criterion= applies to surrogate methods, not {kind}")
     if structure not in ("global", "neuron"):
         raise ValueError(f"structure must be 'global' or 'neuron', got {structure!r}")
     if kind in ("paper", "surrogate"):
@@ -171,7 +188,10 @@ def method(
         name += "-finetuned" if finetune else ""
         name += "-neuron" if structure == "neuron" else ""
         name += "" if fallback else "-nofallback"
+        name += _CRITERION_SUFFIX[criterion]
         options.update(rate=rate, structure=structure, finetune=finetune, fallback=fallback)
+        if criterion != "magnitude":
+            options["criterion"] = criterion
     elif kind == "dense":
         name = "dense"
     else:
@@ -387,7 +407,35 @@ def _paper() -> Profile:
     )
 
 
-_BUILDERS = {"smoke": _smoke, "quick": _quick, "paper": _paper}
+def _hard() -> Profile:
+    from .hard import hard_instances
+
+    core = [
+        method("gurobi-ml"),
+        method("paper", rate=0.8),
+        method("dense"),
+        *[method("surrogate", rate=r) for r in (0.5, 0.8, 0.9)],
+        method("surrogate", rate=0.8, finetune=True),
+        method("surrogate", rate=0.8, structure="neuron"),
+        *[method("surrogate", rate=0.8, criterion=c) for c in ("bound", "activation", "random")],
+    ]
+    instances = hard_instances(("sat",)) + hard_instances(("unsat",), limit=4)
+    # the largest random networks whose gurobi-ml embedding fits the size-limited licence
+    instances += maximization_instances([(100, 3, 250), (400, 2, 300)])
+    return Profile(
+        "hard",
+        tuple(instances),
+        tuple(core),
+        time_limit=30.0,
+        description="the attack-resistant instances of benchmarks/data/hard_instances.json "
+        "(every adversarial one and four proved robust; ground truth in the parameters), "
+        "no attack stage, and two of the largest random networks that fit the size-limited "
+        "licence; the paper's question with each pruning criterion, finetuning and neuron "
+        "pruning; 30 s per run",
+    )
+
+
+_BUILDERS = {"smoke": _smoke, "quick": _quick, "paper": _paper, "hard": _hard}
 PROFILES = tuple(_BUILDERS)
 
 
