@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from .report import geometric_mean, load_results, paired, time_ratios, wins_losses
+from .runner import read_results
 
 #: Columns of every findings table.
 COLUMNS = (
@@ -180,15 +181,45 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def describe_runs(path: str | Path) -> str:
+    """One paragraph on what a results file holds: runs, statuses, limits, environment."""
+    records = read_results(path)
+    statuses = pd.Series([r.get("status") for r in records]).value_counts().to_dict()
+    limits = sorted({r.get("time_limit") for r in records if r.get("time_limit") is not None})
+    env = next((r["env"] for r in records if r.get("env")), {})
+    versions = ", ".join(
+        f"{k} {env[k]}"
+        for k in ("gurobi_sparse_surrogate", "gurobi_ml", "gurobi", "torch")
+        if k in env
+    )
+    return (
+        f"{Path(path).name}: {len(records)} runs "
+        f"({', '.join(f'{v} {k}' for k, v in sorted(statuses.items()))}); "
+        f"time limit {', '.join(f'{x:g}' for x in limits)} s per run; "
+        f"{env.get('threads', '?')} solver thread(s), {env.get('cpus', '?')} cpus, "
+        f"{env.get('licence', '?')} licence; {versions}"
+    )
+
+
 def write_findings(results: Sequence[str | Path], out: str | Path) -> str:
-    """Write ``findings.md`` and ``findings_<letter>.csv`` (all profiles stacked, a ``profile``
-    column first) into ``out``; return the markdown."""
+    """Write ``findings.md``, ``findings_<letter>.csv`` (all profiles stacked, a ``profile``
+    column first), ``reading.rst`` and ``RUNS.txt`` into ``out``; return the markdown."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     all_tables: dict[str, dict[str, pd.DataFrame]] = {}
+    from .plots import scatter_verification
+
     for path in results:
         profile = re.sub(r"\.jsonl$", "", Path(path).name)
-        all_tables[profile] = tables(load_results(path))
+        frame = load_results(path)
+        all_tables[profile] = tables(frame)
+        scatter_verification(frame, out / f"scatter_{profile}.png")
+    (out / "RUNS.txt").write_text("\n".join(describe_runs(p) for p in results) + "\n")
+    (out / "reading.rst").write_text(
+        "What the runs say, one generated sentence per comparison:\n\n"
+        + reading(all_tables).replace("- [", "* [")
+        + "\n"
+    )
     parts = ["# The paper's findings, from the benchmark runs", ""]
     for key, title in TITLES.items():
         stacked = [
@@ -202,6 +233,12 @@ def write_findings(results: Sequence[str | Path], out: str | Path) -> str:
         table.round(3).to_csv(out / f"findings_{key}.csv", index=False)
         parts += [f"## {title}", "", _markdown(table), ""]
     parts += ["## Reading", "", reading(all_tables), ""]
+    from .hard import HARD_FILE, load_hard_set, summary, summary_table
+
+    if HARD_FILE.is_file():
+        content = load_hard_set()
+        pd.DataFrame(summary_table(content)).to_csv(out / "hard_set.csv", index=False)
+        parts += ["## The hard set: where the attack fails", "", summary(content), ""]
     text = "\n".join(parts)
     (out / "findings.md").write_text(text)
     return text

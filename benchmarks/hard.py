@@ -46,9 +46,9 @@ SCREEN_ATTACK = {"steps": 200, "restarts": 10, "time_budget": None}
 #: The paper's family of verification instances that the screening draws from.
 SCREEN_SIZES = (28, 18)
 SCREEN_HIDDENS = ((64, 64), (64, 64, 64, 64))
-#: L1 radii bands screened: the paper's U[4.5, 5.5] and a wider band, where attack-resistant
-#: adversarial instances should be more common.
-SCREEN_RADII = ((4.5, 5.5), (9.0, 11.0))
+#: L1 radii bands screened: the paper's U[4.5, 5.5] and two wider bands (at the paper's
+#: radius almost every attack-resistant instance is robust).
+SCREEN_RADII = ((4.5, 5.5), (6.5, 7.5), (9.0, 11.0))
 
 
 def encode_array(x: np.ndarray) -> str:
@@ -203,22 +203,55 @@ def hard_instances(
     return out
 
 
-def summary(content: dict[str, Any]) -> str:
-    """Counts of the hard set per network and radius band, as markdown."""
-    rows: dict[tuple[str, str], dict[str, int]] = {}
+def summary_table(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """Screened and attack-resistant instances per network and radius band, by ground truth.
+
+    The screened counts come from :func:`candidates` (every network and band has the same
+    number of images), so the table also says where hard adversarial instances are common.
+    """
+    per_cell = content["screened"] // max(
+        1, len(content["radii"]) * len(SCREEN_SIZES) * len(SCREEN_HIDDENS)
+    )
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for size in SCREEN_SIZES:
+        for hidden in SCREEN_HIDDENS:
+            arch = f"mnist{size}-{len(hidden)}x{hidden[0]}"
+            for a, b in content["radii"]:
+                rows[(arch, f"U[{a:g},{b:g}]")] = {
+                    "screened": per_cell,
+                    "sat": 0,
+                    "unsat": 0,
+                    "open": 0,
+                }
     for r in content["instances"]:
         arch = r["id"].split("-s")[0]
-        band = "paper U[4.5,5.5]" if r["params"]["radius"] < 7 else "wide U[9,11]"
-        counts = rows.setdefault((arch, band), {"sat": 0, "unsat": 0, "open": 0})
-        counts[r["truth"]] += 1
+        radius = r["params"]["radius"]
+        band = next(f"U[{a:g},{b:g}]" for a, b in content["radii"] if a <= radius <= b)
+        rows[(arch, band)][r["truth"]] += 1
+    return [
+        {
+            "network": arch,
+            "radius": band,
+            **counts,
+            "resistant": counts["sat"] + counts["unsat"] + counts["open"],
+        }
+        for (arch, band), counts in rows.items()
+    ]
+
+
+def summary(content: dict[str, Any]) -> str:
+    """:func:`summary_table` as markdown, with a header line."""
+    budget = content["attack_budget"]
     lines = [
         f"{len(content['instances'])} of {content['screened']} screened instances resist the "
-        f"attack ({content['attack_budget']['steps']} steps x "
-        f"{content['attack_budget']['restarts']} restarts)",
+        f"attack ({budget['steps']} steps x {budget['restarts']} restarts)",
         "",
-        "| network | radius | sat | unsat | open |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| network | radius | screened | resistant | sat | unsat | open |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for (arch, band), c in sorted(rows.items()):
-        lines.append(f"| {arch} | {band} | {c['sat']} | {c['unsat']} | {c['open']} |")
+    for row in summary_table(content):
+        lines.append(
+            f"| {row['network']} | {row['radius']} | {row['screened']} | {row['resistant']} | "
+            f"{row['sat']} | {row['unsat']} | {row['open']} |"
+        )
     return "\n".join(lines)
