@@ -167,6 +167,7 @@ def make_hard_set(
         "radii": [list(b) for b in SCREEN_RADII],
         "truth_time_limit": time_limit,
         "screened": screened,
+        "screened_cells": screened_cells(pool),
         "instances": kept,
     }
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -203,40 +204,39 @@ def hard_instances(
     return out
 
 
-def summary_table(content: dict[str, Any]) -> list[dict[str, Any]]:
-    """Screened and attack-resistant instances per network and radius band, by ground truth.
+def _cell(instance_id: str, radius: float, radii: Sequence[Sequence[float]]) -> tuple[str, str]:
+    """(network, radius band) of an instance, e.g. ``("mnist28-2x64", "U[4.5,5.5]")``."""
+    band = next((f"U[{a:g},{b:g}]" for a, b in radii if a <= radius <= b), f"{radius:g}")
+    return instance_id.split("-s")[0], band
 
-    The screened counts come from :func:`candidates` (every network and band has the same
-    number of images), so the table also says where hard adversarial instances are common.
-    """
-    per_cell = content["screened"] // max(
-        1, len(content["radii"]) * len(SCREEN_SIZES) * len(SCREEN_HIDDENS)
-    )
+
+def summary_table(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """Screened and attack-resistant instances per network and radius band, by ground truth
+    (so it also says where hard adversarial instances are common)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for size in SCREEN_SIZES:
-        for hidden in SCREEN_HIDDENS:
-            arch = f"mnist{size}-{len(hidden)}x{hidden[0]}"
-            for a, b in content["radii"]:
-                rows[(arch, f"U[{a:g},{b:g}]")] = {
-                    "screened": per_cell,
-                    "sat": 0,
-                    "unsat": 0,
-                    "open": 0,
-                }
-    for r in content["instances"]:
-        arch = r["id"].split("-s")[0]
-        radius = r["params"]["radius"]
-        band = next(f"U[{a:g},{b:g}]" for a, b in content["radii"] if a <= radius <= b)
-        rows[(arch, band)][r["truth"]] += 1
-    return [
-        {
-            "network": arch,
-            "radius": band,
-            **counts,
-            "resistant": counts["sat"] + counts["unsat"] + counts["open"],
+    for cell in content["screened_cells"]:
+        rows[(cell["network"], cell["radius"])] = {
+            "screened": cell["screened"],
+            "sat": 0,
+            "unsat": 0,
+            "open": 0,
         }
-        for (arch, band), counts in rows.items()
+    for r in content["instances"]:
+        cell = _cell(r["id"], r["params"]["radius"], content["radii"])
+        rows[cell][r["truth"]] += 1
+    return [
+        {"network": net, "radius": band, **c, "resistant": c["sat"] + c["unsat"] + c["open"]}
+        for (net, band), c in rows.items()
     ]
+
+
+def screened_cells(pool: Sequence[Instance]) -> list[dict[str, Any]]:
+    """How many instances of ``pool`` fall in each (network, radius band) cell."""
+    counts: dict[tuple[str, str], int] = {}
+    for inst in pool:
+        cell = _cell(inst.id, inst.params["radius"], SCREEN_RADII)
+        counts[cell] = counts.get(cell, 0) + 1
+    return [{"network": n, "radius": b, "screened": k} for (n, b), k in counts.items()]
 
 
 def summary(content: dict[str, Any]) -> str:
