@@ -91,6 +91,14 @@ def test_conjunction_of_asserts_and_plain_output_constraints(tmp_path):
     np.testing.assert_array_equal(polytope.b, [0.0, 1.0])
 
 
+def test_declare_fun_declarations(tmp_path):
+    text = "(declare-fun X_0 () Real)\n(declare-fun Y_0 () Real)\n(assert (= X_0 1))\n(assert (<= Y_0 0))"
+    prop = load_vnnlib(write(tmp_path, text), 1, 1)
+    assert prop.cases[0].lower.tolist() == [1.0] and prop.n_disjuncts == 1
+    with pytest.raises(VnnlibError, match="line 1"):
+        load_vnnlib(write(tmp_path, "(declare-fun X_0 Real)\n"), 1, 1)
+
+
 def test_no_output_constraint_means_every_output(tmp_path):
     prop = load_vnnlib(write(tmp_path, declarations(1, 1) + "(assert (= X_0 0.5))"), 1, 1)
     (polytope,) = prop.cases[0].outputs

@@ -29,7 +29,7 @@ from ..exceptions import VnnlibError
 __all__ = ["OutputPolytope", "PropertyCase", "VnnlibProperty", "load_vnnlib"]
 
 #: Largest number of conjunctions a property may expand to.
-MAX_DISJUNCTS = 100_000
+MAX_DISJUNCTS = 1_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,7 +146,7 @@ def load_vnnlib(path: str | os.PathLike, n_inputs: int, n_outputs: int) -> Vnnli
     """Read a VNN-LIB property for a network with ``n_inputs`` inputs and ``n_outputs`` outputs.
 
     VNN-LIB 1.0 as VNN-COMP uses it: ``(declare-const X_i Real)`` and ``(declare-const Y_j
-    Real)``, then ``(assert ...)`` over comparisons (``<=``, ``>=``, ``<``, ``>``, ``=``) of
+    Real)`` (or ``(declare-fun X_i () Real)``), then ``(assert ...)`` over comparisons (``<=``, ``>=``, ``<``, ``>``, ``=``) of
     linear terms (numbers, variables, ``+``, ``-``, ``*`` by a number), combined with
     ``and`` and ``or``; the assertions are conjoined. Input constraints must bound single
     inputs (a box per disjunct; disjunctions of boxes are fine); output constraints may be any
@@ -243,8 +243,7 @@ class _Parser:
         stack: list[list] = [[]]
         opened: list[int] = []
         line = 1
-        for match in _TOKEN.finditer(self.text):
-            token = match.group()
+        for token in _TOKEN.findall(self.text):
             if token == "\n":
                 line += 1
             elif token.startswith(";"):
@@ -278,6 +277,10 @@ class _Parser:
             command = body[0].text
             if command == "declare-const":
                 self.declare(body, line)
+            elif command == "declare-fun":  # (declare-fun X_0 () Real), SMT-LIB's long form
+                if len(body) != 4 or not isinstance(body[2], list) or len(body[2]) != 1:
+                    raise self.error("syntax error: expected (declare-fun NAME () Real)", line)
+                self.declare([body[0], body[1], body[3]], line)
             elif command == "assert":
                 if len(body) != 2:
                     raise self.error("syntax error: assert takes one formula", line)

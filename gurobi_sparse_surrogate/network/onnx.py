@@ -139,12 +139,10 @@ class _Builder:
         _, numpy_helper = _onnx()
         self.source = source
         graph = model.graph
-        self.constants: dict[str, np.ndarray] = {
-            t.name: numpy_helper.to_array(t).astype(np.float64)
-            if numpy_helper.to_array(t).dtype.kind == "f"
-            else numpy_helper.to_array(t)
-            for t in graph.initializer
-        }
+        self.constants: dict[str, np.ndarray] = {}
+        for t in graph.initializer:
+            value = numpy_helper.to_array(t)
+            self.constants[t.name] = value.astype(np.float64) if value.dtype.kind == "f" else value
         inputs = [i for i in graph.input if i.name not in self.constants]
         if len(inputs) != 1:
             raise UnsupportedNetworkError(
