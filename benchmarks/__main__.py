@@ -124,8 +124,13 @@ def _run(args: argparse.Namespace) -> Path:
     return output
 
 
+#: Exit status after an interrupt (Ctrl-C, SIGINT or SIGTERM), as a shell reports SIGINT.
+EXIT_INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (argparse exits with 2 on a bad argument)."""
+    """Entry point; returns the exit status (argparse exits with 2 on a bad argument; 130
+    when interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("run", "quick") and args.methods:
@@ -136,6 +141,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"unknown method(s) {', '.join(unknown)} for profile {args.profile!r}; "
                 f"valid: {', '.join(valid)}"
             )
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        output = getattr(args, "output", None) or "the results file"
+        print(
+            f"interrupted: the runs that finished are kept in {output}; run the same command "
+            "again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command == "list":
         profile = get_profile(args.profile)
         print(f"profile {profile.name}: {profile.description}")

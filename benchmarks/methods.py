@@ -546,11 +546,15 @@ def _gurobi_ml_solve(
             return False
 
         try:  # every solution is judged, those found in presolve included (as the package)
-            optimize_judging(m, x.tolist(), offer, stop_at_first and data.verification)
+            interrupted = optimize_judging(
+                m, x.tolist(), offer, stop_at_first and data.verification
+            )
         except gp.GurobiError as error:
             if error.errno == _SIZE_LIMIT_ERRNO:
                 raise SkipRun(f"size-limited Gurobi licence: {error}") from error
             raise
+        if interrupted:
+            raise KeyboardInterrupt("the run was interrupted: it is not recorded")
         out["solver_status"] = int(m.Status)
         out["x"] = best["x"]
         out["time_to_first"] = best["first"]
@@ -718,6 +722,8 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
         res, ignored = _call(fn, data.network, data.x0, data.domain, **kwargs)
     else:
         res, ignored = _call(fn, data.network, data.domain, **kwargs)
+    if getattr(res, "interrupted", False):
+        raise KeyboardInterrupt("the run was interrupted: it is not recorded")
     elapsed = time.perf_counter() - start
     out: dict[str, Any] = {
         "x": getattr(res, "x", None),

@@ -9,15 +9,19 @@ crash mid-write) is ignored and that run is redone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import json
 import multiprocessing
 import os
 import platform
+import signal
 import socket
 import sys
 import tempfile
+import threading
+import time
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -141,11 +145,55 @@ def environment(threads: int = 1) -> dict[str, Any]:
 
 
 def _init_worker() -> None:
-    """Worker start-up: one torch thread, so that one run uses one core."""
+    """Worker start-up: one torch thread, so that one run uses one core.
+
+    A worker leaves interrupts to the runner (which terminates its workers when it is
+    interrupted) and exits by itself when the runner is gone (killed with no chance to clean
+    up), instead of running its task to the time limit for nobody.
+    """
     import torch
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch_parent, name="watch-runner", daemon=True).start()
+
+
+def _stop_workers() -> None:
+    """Terminate this process's worker processes and wait for them."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while running, so that clean-up code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def execute_task(task: Task) -> dict[str, Any]:
@@ -263,8 +311,10 @@ def _local(tasks: list[Task], jobs: int) -> Iterator[dict[str, Any]]:
             for future in as_completed(futures):
                 yield _result_or_error(future, futures[future])
         except BaseException:
+            # interrupted (or the consumer stopped): no worker may outlive the runner
             for future in futures:
                 future.cancel()
+            _stop_workers()
             raise
 
 
@@ -385,7 +435,7 @@ def run_benchmark(
         stream = _dask(pending, scheduler)
     bar = tqdm(total=len(pending), desc=f"{profile.name}", unit="run", disable=not progress)
     found = 0
-    with bar:
+    with bar, _sigterm_as_interrupt(), contextlib.closing(stream):
         for record in stream:
             _append(output, record)
             summary["ran"] += 1

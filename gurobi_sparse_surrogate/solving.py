@@ -92,7 +92,7 @@ def optimize_judging(
     variables: list[gp.Var],
     offer: Callable[[np.ndarray, float], bool],
     stop_when_offered: bool = False,
-) -> None:
+) -> bool:
     """Optimize ``model`` and hand every solution it finds to ``offer`` once.
 
     ``offer(values of variables, solver objective) -> bool`` is called from a MIPSOL callback
@@ -100,8 +100,12 @@ def optimize_judging(
     presolve, or an LP's, never reach the callback); a solution already offered (within
     :data:`DUPLICATE_TOLERANCE`) is skipped.
     With ``stop_when_offered``, the solve stops at the first offer that returns True.
+
+    Returns True when the solve was interrupted from outside (Ctrl-C: Gurobi takes the
+    SIGINT, Python never sees it), not by the stop above.
     """
     seen: list[np.ndarray] = []
+    stopped = []
 
     def once(values: np.ndarray, objective: float) -> bool:
         if is_duplicate(values, seen):
@@ -114,11 +118,13 @@ def optimize_judging(
             return
         values = np.array(m.cbGetSolution(variables))
         if once(values, m.cbGet(GRB.Callback.MIPSOL_OBJ)) and stop_when_offered:
+            stopped.append(True)
             m.terminate()
 
     model.optimize(callback)
     for values, objective in final_solutions(model, variables):
         once(values, objective)
+    return model.Status == GRB.INTERRUPTED and not stopped
 
 
 def proven_bound(model: gp.Model) -> float | None:

@@ -82,6 +82,8 @@ class AdversarialResult:
         Classes proven unable to overtake the label by those bounds (they leave the MILP).
     reason : str or None
         Why the status is ``"unknown"`` (time limit, a model too large for the licence...).
+    interrupted : bool
+        The call was interrupted (Ctrl-C, SIGINT) and returned what it had found by then.
     """
 
     status: str
@@ -101,6 +103,7 @@ class AdversarialResult:
     proof_seconds: float = 0.0
     proven_classes: list[int] = field(default_factory=list)
     reason: str | None = None
+    interrupted: bool = False
 
     def __repr__(self) -> str:
         return compact_repr(
@@ -300,178 +303,184 @@ def find_adversarial(
         result.runtime = clock()
         return result
 
-    start_point = None
-
-    def undecided() -> AdversarialResult:
-        """No proof and no MILP answer: the attack's point decides if it is adversarial."""
-        if start_point is not None and misclassified(start_point):
-            return finish(start_point, "adversarial", "attack")
-        return finish(start_point, "unknown")
-
-    if attack:
-        options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
-        options.update(attack_options or {})
-        found = pgd_attack(
-            network,
-            x0,
-            domain,
-            true_label=label,
-            target="any" if target_class is None else target_class,
-            seed=seed,
-            **options,
-        )
-        result.attack_seconds = found.seconds
-        start_point = found.x
-        if misclassified(found.x):
-            result.time_to_first = clock()
-            result.history.append(
-                Incumbent(result.time_to_first, "attack", None, found.margin, True, True)
-            )
-            if stop_at_first:
-                return finish(found.x, "adversarial", "attack")
-
-    others = [i for i in range(forward(x0).size) if i != label]
-    candidates = others if target_class is None else [target_class]
-    bound_opts = default_bound_options(
-        bounds, bound_options, time_limit, domain, [x0, start_point], seed
-    )
-    proven_bounds: dict[int, float] = {}
-    net_bounds = None
-
-    def prove(intermediate: Any) -> None:
-        """Drop the classes an objective-aware bound proves (margin > 0 over the domain)."""
-        open_classes = [j for j in candidates if j not in proven_bounds]
-        if not open_classes or not proofs:
-            return
-        began = time.perf_counter()
-        rows = np.zeros((len(open_classes), len(others) + 1))
-        rows[:, label] = 1.0
-        rows[np.arange(len(open_classes)), open_classes] = -1.0
-        try:
-            found = bound_output_objective(
-                network, domain, rows, bounds=intermediate, steps=proof_steps
-            )
-        except SparseSurrogateError as error:  # a layer kind the proof does not support
-            result.reason = f"no objective-aware proof: {error}"
-            return
-        finally:
-            result.proof_seconds += time.perf_counter() - began
-        for j, value in zip(open_classes, found.lower, strict=True):
-            class_bounds[j] = max(class_bounds.get(j, -np.inf), float(value))
-            if value > 0:
-                proven_bounds[j] = float(value)
-        result.proven_classes = sorted(proven_bounds)
-        logger.info(
-            "find_adversarial: objective-aware bounds (%s intermediate bounds) prove %d of %d "
-            "classes robust in %.3f s",
-            found.bounds_method,
-            len(proven_bounds),
-            len(candidates),
-            time.perf_counter() - began,
-        )
-
-    class_bounds: dict[int, float] = {}
-    proofs = bool(proof_steps is not None and proof_steps >= 0)
-
-    def all_proven() -> AdversarialResult | None:
-        if all(j in proven_bounds for j in candidates):
-            result.bound = min(proven_bounds[j] for j in candidates)
-            return finish(start_point, "robust")
-        return None
-
-    prove("linear")
-    if (done := all_proven()) is not None:
-        return done
-    if isinstance(bounds, str) and surrogate is None:
-        # The embedding's own bounds (through the cache, so the embedding reuses them) are
-        # usually tighter than "linear": prove again with them before building anything.
-        began = time.perf_counter()
-        net_bounds = cached_compute_bounds(
-            extract_layers(network),
-            domain.lower[None],
-            domain.upper[None],
-            bounds,
-            domain,
-            **bound_opts,
-        )
-        result.bounding_seconds += time.perf_counter() - began
-        if net_bounds.method != "linear":
-            prove(net_bounds)
-            if (done := all_proven()) is not None:
-                return done
-    remaining_classes = [j for j in candidates if j not in proven_bounds]
-    if clock() >= time_limit:
-        result.reason = "time limit reached before the MILP"
-        return undecided()
-
-    problem, reason = build_fitting_input_model(
-        network,
-        domain,
-        threads=threads,
-        bounds=bounds,
-        relu_formulation=relu_formulation,
-        bound_options=bound_opts,
-        verbose=verbose,
-        placeholder=surrogate is not None,
-    )
-    if problem is None:
-        result.reason = reason
-        return undecided()
     try:
-        if not problem.placeholder:
-            result.model_stats["dense"] = problem.predictor.stats
-        y = problem.predictor.output[0]
-        m = problem.model
-        if len(remaining_classes) > 1:
-            best_other = m.addVar(lb=-GRB.INFINITY, name="best_other_logit")
-            m.addGenConstrMax(best_other, [y[i].item() for i in remaining_classes])
-            objective = y[label] - best_other
-        else:
-            objective = y[label] - y[remaining_classes[0]]
-        m.setObjective(objective, GRB.MINIMIZE)
-        # Proven bounds are cuts: y_label - y_j >= bound_j holds for every input of the
-        # domain (relaxed by the solver's tolerances so that no exact point is cut off).
-        for j in remaining_classes:
-            value = class_bounds.get(j, -np.inf)
-            if np.isfinite(value):
-                slack = CUT_SLACK * (1.0 + abs(value))
-                m.addConstr(y[label] - y[j] >= value - slack, name=f"objective_bound[{j}]")
-        # The dense model proves robustness as soon as its bound is positive; the callback
-        # stops at the first input torch confirms as adversarial.
-        dense_params = {"BestBdStop": 2 * ROBUST_TOL}
-        remaining = time_limit - clock()
-        if remaining <= 0:
+        start_point = None
+
+        def undecided() -> AdversarialResult:
+            """No proof and no MILP answer: the attack's point decides if it is adversarial."""
+            if start_point is not None and misclassified(start_point):
+                return finish(start_point, "adversarial", "attack")
+            return finish(start_point, "unknown")
+
+        if attack:
+            options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
+            options.update(attack_options or {})
+            found = pgd_attack(
+                network,
+                x0,
+                domain,
+                true_label=label,
+                target="any" if target_class is None else target_class,
+                seed=seed,
+                **options,
+            )
+            result.attack_seconds = found.seconds
+            start_point = found.x
+            if misclassified(found.x):
+                result.time_to_first = clock()
+                result.history.append(
+                    Incumbent(result.time_to_first, "attack", None, found.margin, True, True)
+                )
+                if stop_at_first:
+                    return finish(found.x, "adversarial", "attack")
+
+        others = [i for i in range(forward(x0).size) if i != label]
+        candidates = others if target_class is None else [target_class]
+        bound_opts = default_bound_options(
+            bounds, bound_options, time_limit, domain, [x0, start_point], seed
+        )
+        proven_bounds: dict[int, float] = {}
+        net_bounds = None
+
+        def prove(intermediate: Any) -> None:
+            """Drop the classes an objective-aware bound proves (margin > 0 over the domain)."""
+            open_classes = [j for j in candidates if j not in proven_bounds]
+            if not open_classes or not proofs:
+                return
+            began = time.perf_counter()
+            rows = np.zeros((len(open_classes), len(others) + 1))
+            rows[:, label] = 1.0
+            rows[np.arange(len(open_classes)), open_classes] = -1.0
+            try:
+                found = bound_output_objective(
+                    network, domain, rows, bounds=intermediate, steps=proof_steps
+                )
+            except SparseSurrogateError as error:  # a layer kind the proof does not support
+                result.reason = f"no objective-aware proof: {error}"
+                return
+            finally:
+                result.proof_seconds += time.perf_counter() - began
+            for j, value in zip(open_classes, found.lower, strict=True):
+                class_bounds[j] = max(class_bounds.get(j, -np.inf), float(value))
+                if value > 0:
+                    proven_bounds[j] = float(value)
+            result.proven_classes = sorted(proven_bounds)
+            logger.info(
+                "find_adversarial: objective-aware bounds (%s intermediate bounds) prove %d of %d "
+                "classes robust in %.3f s",
+                found.bounds_method,
+                len(proven_bounds),
+                len(candidates),
+                time.perf_counter() - began,
+            )
+
+        class_bounds: dict[int, float] = {}
+        proofs = bool(proof_steps is not None and proof_steps >= 0)
+
+        def all_proven() -> AdversarialResult | None:
+            if all(j in proven_bounds for j in candidates):
+                result.bound = min(proven_bounds[j] for j in candidates)
+                return finish(start_point, "robust")
+            return None
+
+        prove("linear")
+        if (done := all_proven()) is not None:
+            return done
+        if isinstance(bounds, str) and surrogate is None:
+            # The embedding's own bounds (through the cache, so the embedding reuses them) are
+            # usually tighter than "linear": prove again with them before building anything.
+            began = time.perf_counter()
+            net_bounds = cached_compute_bounds(
+                extract_layers(network),
+                domain.lower[None],
+                domain.upper[None],
+                bounds,
+                domain,
+                **bound_opts,
+            )
+            result.bounding_seconds += time.perf_counter() - began
+            if net_bounds.method != "linear":
+                prove(net_bounds)
+                if (done := all_proven()) is not None:
+                    return done
+        remaining_classes = [j for j in candidates if j not in proven_bounds]
+        if clock() >= time_limit:
             result.reason = "time limit reached before the MILP"
             return undecided()
-        outcome = solve(
-            problem,
-            lambda x: (margin_at(x)[0], misclassified(x)),
-            sense=GRB.MINIMIZE,
-            clock=clock,
-            time_limit=remaining,
-            surrogate=surrogate,
-            prune_options=prune_options,
-            fallback=fallback,
-            stop_at_first_valid=stop_at_first,
-            start=start_point,
-            dense_params=dense_params,
+
+        problem, reason = build_fitting_input_model(
+            network,
+            domain,
+            threads=threads,
+            bounds=bounds,
+            relu_formulation=relu_formulation,
+            bound_options=bound_opts,
+            verbose=verbose,
+            placeholder=surrogate is not None,
         )
-        precomputed = result.bounding_seconds  # the embedding's bounds came from the cache
-        record_outcome(result, outcome)
-        result.bounding_seconds += precomputed
-        if result.time_to_first is None:
-            result.time_to_first = outcome.first_valid
-        result.bound = outcome.bound
-        if result.bound is not None and proven_bounds:
-            result.bound = min(result.bound, *proven_bounds.values())
-        if outcome.best_x is not None:
-            return finish(outcome.best_x, "adversarial", outcome.found_by)
-        if outcome.bound is not None and outcome.bound > ROBUST_TOL:
-            return finish(start_point, "robust")
-        result.reason = "time limit reached"
+        if problem is None:
+            result.reason = reason
+            return undecided()
+        try:
+            if not problem.placeholder:
+                result.model_stats["dense"] = problem.predictor.stats
+            y = problem.predictor.output[0]
+            m = problem.model
+            if len(remaining_classes) > 1:
+                best_other = m.addVar(lb=-GRB.INFINITY, name="best_other_logit")
+                m.addGenConstrMax(best_other, [y[i].item() for i in remaining_classes])
+                objective = y[label] - best_other
+            else:
+                objective = y[label] - y[remaining_classes[0]]
+            m.setObjective(objective, GRB.MINIMIZE)
+            # Proven bounds are cuts: y_label - y_j >= bound_j holds for every input of the
+            # domain (relaxed by the solver's tolerances so that no exact point is cut off).
+            for j in remaining_classes:
+                value = class_bounds.get(j, -np.inf)
+                if np.isfinite(value):
+                    slack = CUT_SLACK * (1.0 + abs(value))
+                    m.addConstr(y[label] - y[j] >= value - slack, name=f"objective_bound[{j}]")
+            # The dense model proves robustness as soon as its bound is positive; the callback
+            # stops at the first input torch confirms as adversarial.
+            dense_params = {"BestBdStop": 2 * ROBUST_TOL}
+            remaining = time_limit - clock()
+            if remaining <= 0:
+                result.reason = "time limit reached before the MILP"
+                return undecided()
+            outcome = solve(
+                problem,
+                lambda x: (margin_at(x)[0], misclassified(x)),
+                sense=GRB.MINIMIZE,
+                clock=clock,
+                time_limit=remaining,
+                surrogate=surrogate,
+                prune_options=prune_options,
+                fallback=fallback,
+                stop_at_first_valid=stop_at_first,
+                start=start_point,
+                dense_params=dense_params,
+            )
+            precomputed = result.bounding_seconds  # the embedding's bounds came from the cache
+            record_outcome(result, outcome)
+            result.bounding_seconds += precomputed
+            if result.time_to_first is None:
+                result.time_to_first = outcome.first_valid
+            result.bound = outcome.bound
+            if result.bound is not None and proven_bounds:
+                result.bound = min(result.bound, *proven_bounds.values())
+            if outcome.best_x is not None:
+                return finish(outcome.best_x, "adversarial", outcome.found_by)
+            if outcome.bound is not None and outcome.bound > ROBUST_TOL:
+                return finish(start_point, "robust")
+            result.reason = "interrupted" if result.interrupted else "time limit reached"
+            return undecided()
+        finally:
+            problem.dispose()
+    except KeyboardInterrupt:
+        # Ctrl-C outside a Gurobi solve (attack, bounding, pruning): what was found so far
+        result.interrupted = True
+        result.reason = "interrupted"
         return undecided()
-    finally:
-        problem.dispose()
 
 
 __all__ = ["AdversarialResult", "find_adversarial"]

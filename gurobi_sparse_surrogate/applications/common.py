@@ -160,6 +160,7 @@ class Outcome:
     bound: float | None = None
     optimal: bool = False
     pruning_seconds: float = 0.0
+    interrupted: bool = False
     surrogate_stats: dict | None = None
     dense_stats: dict | None = None
 
@@ -244,6 +245,7 @@ def solve(
     if any(p["name"] == "dense" for p in result.phases):
         outcome.bound = result.bound
     outcome.optimal = result.status == "optimal"
+    outcome.interrupted = result.interrupted
     return outcome
 
 
@@ -270,7 +272,7 @@ def _solve_dense(problem, judge, sense, clock, time_limit, stop, start, params) 
                 outcome.found_by = "dense"
         return valid
 
-    optimize_judging(m, x.tolist(), offer, stop)
+    outcome.interrupted = optimize_judging(m, x.tolist(), offer, stop)
     outcome.optimal = m.Status == GRB.OPTIMAL
     outcome.bound = proven_bound(m)
     return outcome
@@ -284,6 +286,7 @@ def record_outcome(result: Any, outcome: Outcome) -> None:
     extends ``history`` with the outcome's :class:`Incumbent` records.
     """
     result.pruning_seconds = outcome.pruning_seconds
+    result.interrupted = outcome.interrupted
     if outcome.surrogate_stats is not None:
         result.model_stats["surrogate"] = outcome.surrogate_stats
     if outcome.dense_stats is not None:

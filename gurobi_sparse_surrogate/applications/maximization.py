@@ -55,6 +55,8 @@ class MaximizationResult:
     reason : str or None
         Why the dense model was not solved to optimality, when it was not built at all
         (a model too large for the licence).
+    interrupted : bool
+        The call was interrupted (Ctrl-C, SIGINT) and returned what it had found by then.
     """
 
     value: float | None
@@ -69,6 +71,7 @@ class MaximizationResult:
     model_stats: dict = field(default_factory=dict)
     history: list[Incumbent] = field(default_factory=list)
     reason: str | None = None
+    interrupted: bool = False
 
     def __repr__(self) -> str:
         return compact_repr(
@@ -191,68 +194,75 @@ def maximize_output(
         raise ValueError(f"output_index must be in [0, {n_out}), got {output_index!r}")
     result = MaximizationResult(None, None, False, None, None, 0.0)
 
-    start_point = None
-    if attack:
-        options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
-        options.update(attack_options or {})
-        warm = pgd_maximize(network, domain, output_index=output_index, seed=seed, **options)
-        result.attack_seconds = warm.seconds
-        start_point = warm.x
-        value, now = float(forward(warm.x)[output_index]), clock()
-        result.value, result.x, result.time_to_best = value, np.asarray(warm.x), now
-        result.history.append(Incumbent(now, "attack", None, value, True, True))
-
-    problem, reason = build_fitting_input_model(
-        network,
-        domain,
-        threads=threads,
-        bounds=bounds,
-        relu_formulation=relu_formulation,
-        bound_options=default_bound_options(
-            bounds, bound_options, time_limit, domain, [start_point], seed
-        ),
-        verbose=verbose,
-        placeholder=surrogate is not None,
-    )
-    if problem is None:
-        # No MILP fits: the best input found so far stands, with an objective-aware bound.
-        result.reason = reason
-        try:
-            c = -np.eye(n_out)[output_index]
-            result.bound = -float(bound_output_objective(network, domain, c).lower[0])
-        except SparseSurrogateError:
-            pass
-        result.runtime = clock()
-        return result
     try:
-        if not problem.placeholder:
-            result.model_stats["dense"] = problem.predictor.stats
-        problem.model.setObjective(problem.predictor.output[0, output_index], GRB.MAXIMIZE)
-        remaining = time_limit - clock()
-        if remaining <= 0:
+        start_point = None
+        if attack:
+            options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
+            options.update(attack_options or {})
+            warm = pgd_maximize(network, domain, output_index=output_index, seed=seed, **options)
+            result.attack_seconds = warm.seconds
+            start_point = warm.x
+            value, now = float(forward(warm.x)[output_index]), clock()
+            result.value, result.x, result.time_to_best = value, np.asarray(warm.x), now
+            result.history.append(Incumbent(now, "attack", None, value, True, True))
+
+        problem, reason = build_fitting_input_model(
+            network,
+            domain,
+            threads=threads,
+            bounds=bounds,
+            relu_formulation=relu_formulation,
+            bound_options=default_bound_options(
+                bounds, bound_options, time_limit, domain, [start_point], seed
+            ),
+            verbose=verbose,
+            placeholder=surrogate is not None,
+        )
+        if problem is None:
+            # No MILP fits: the best input found so far stands, with an objective-aware bound.
+            result.reason = reason
+            try:
+                c = -np.eye(n_out)[output_index]
+                result.bound = -float(bound_output_objective(network, domain, c).lower[0])
+            except SparseSurrogateError:
+                pass
             result.runtime = clock()
             return result
-        outcome = solve(
-            problem,
-            lambda x: (float(forward(x)[output_index]), True),
-            sense=GRB.MAXIMIZE,
-            clock=clock,
-            time_limit=remaining,
-            surrogate=surrogate,
-            prune_options=prune_options,
-            fallback=fallback,
-            start=start_point,
-            check_validity=False,
-        )
-        record_outcome(result, outcome)
-        if outcome.best_x is not None and (
-            result.value is None or outcome.best_value > result.value
-        ):
-            result.value, result.x = outcome.best_value, outcome.best_x
-            result.time_to_best = outcome.best_time
-        result.optimal = outcome.optimal
-        result.bound = outcome.bound
+        try:
+            if not problem.placeholder:
+                result.model_stats["dense"] = problem.predictor.stats
+            problem.model.setObjective(problem.predictor.output[0, output_index], GRB.MAXIMIZE)
+            remaining = time_limit - clock()
+            if remaining <= 0:
+                result.runtime = clock()
+                return result
+            outcome = solve(
+                problem,
+                lambda x: (float(forward(x)[output_index]), True),
+                sense=GRB.MAXIMIZE,
+                clock=clock,
+                time_limit=remaining,
+                surrogate=surrogate,
+                prune_options=prune_options,
+                fallback=fallback,
+                start=start_point,
+                check_validity=False,
+            )
+            record_outcome(result, outcome)
+            if outcome.best_x is not None and (
+                result.value is None or outcome.best_value > result.value
+            ):
+                result.value, result.x = outcome.best_value, outcome.best_x
+                result.time_to_best = outcome.best_time
+            result.optimal = outcome.optimal
+            result.bound = outcome.bound
+            result.runtime = clock()
+            return result
+        finally:
+            problem.dispose()
+    except KeyboardInterrupt:
+        # Ctrl-C outside a Gurobi solve (attack, bounding, pruning): what was found so far
+        result.interrupted = True
+        result.reason = "interrupted"
         result.runtime = clock()
         return result
-    finally:
-        problem.dispose()

@@ -408,6 +408,9 @@ class _ConeModel:
         self.model.setObjective(obj @ self.x, GRB.MINIMIZE)
         self.model.Params.TimeLimit = max(time_limit, 1e-3)
         self.model.optimize()
+        if self.model.Status == GRB.INTERRUPTED:
+            # Gurobi took the Ctrl-C: pass it on, or every later solve would run regardless
+            raise KeyboardInterrupt("interrupted while computing bounds")
         # ObjBound and the fallback ObjVal come from LPs solved to tolerances: pad them
         # relative to the magnitudes involved (a MILP is refused where they are too large).
         pad = _FEAS_TOL * (np.abs(weights).sum() + 1.0)

@@ -52,6 +52,9 @@ class SwapResult:
         Every incumbent in the order found.
     inputs, dense_outputs : numpy.ndarray or None
         The network's inputs at the best solution and the dense network's outputs there.
+    interrupted : bool
+        The solve was interrupted (Ctrl-C, SIGINT): the result holds what was found until
+        then, and no later phase ran.
 
     Notes
     -----
@@ -72,6 +75,7 @@ class SwapResult:
     history: list[Incumbent] = field(default_factory=list)
     inputs: np.ndarray | None = None
     dense_outputs: np.ndarray | None = None
+    interrupted: bool = False
     _solution: dict[gp.Var, float] = field(default_factory=dict, repr=False)
     _swap: Any = field(default=None, repr=False, compare=False)
 

@@ -577,6 +577,12 @@ class SurrogateSwap:
             pruning = 0.0 if self._pruning_counted else self.pruning_seconds
             self._pruning_counted = True
             result = state.result(pruning)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a Gurobi solve (bounding, pruning, judging): stop as inside one
+            state.interrupted = True
+            pruning = 0.0 if self._pruning_counted else self.pruning_seconds
+            self._pruning_counted = True
+            result = state.result(pruning)
         finally:
             for name, value in saved.items():
                 self.model.setParam(name, value)
@@ -615,6 +621,13 @@ class _SolveState:
         self.hint = hint
         #: the judge of the phase whose incumbents are in ``pending``
         self.pending_judge: DenseJudge | None = None
+        #: a solve ended on Ctrl-C: no later phase runs
+        self.interrupted = False
+
+    def check_interrupt(self) -> None:
+        """Note a Gurobi solve that ended on Ctrl-C (Gurobi takes SIGINT, Python never sees it)."""
+        if self.swap.model.Status == GRB.INTERRUPTED:
+            self.interrupted = True
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -623,6 +636,8 @@ class _SolveState:
         return None if self.time_limit is None else max(self.time_limit - self.elapsed(), 0.0)
 
     def done(self) -> bool:
+        if self.interrupted:
+            return True
         if self.stop and self.best is not None:
             return True
         remaining = self.remaining()
@@ -689,7 +704,8 @@ class _SolveState:
                 candidates.append((objective, values, self.elapsed()))
             return valid
 
-        optimize_judging(m, judge.vars, offer, self.stop)
+        if optimize_judging(m, judge.vars, offer, self.stop):
+            self.interrupted = True
         found = [h for h in self.history if h.phase == name]
         self.phases.append(
             {
@@ -743,6 +759,7 @@ class _SolveState:
                 y_vars.LB = y_vars.UB = dense
                 m.setParam("TimeLimit", self._limit(None))
                 m.optimize()
+                self.check_interrupt()
                 if m.SolCount > 0:
                     self._record(
                         judge, np.array(m.getAttr("X", judge.vars)), "repair", objective, True
@@ -766,6 +783,8 @@ class _SolveState:
         m = self.swap.model
         judge = DenseJudge(self.swap, self.swap.dense_constr)
         self._start_from_best(judge, complete=True)
+        if self.interrupted:
+            return
         m.setParam("TimeLimit", self._limit(None))
         self._solve("dense", judge, None, self.swap.dense_constr)
         if m.Status == GRB.OPTIMAL and self.swap.valid is None and self.best is not None:
@@ -798,6 +817,7 @@ class _SolveState:
         x_vars.LB = x_vars.UB = inputs
         m.setParam("TimeLimit", self._limit(None))
         m.optimize()
+        self.check_interrupt()
         values = m.getAttr("X", judge.vars) if m.SolCount > 0 else None
         x_vars.LB, x_vars.UB = saved
         m.update()
@@ -831,6 +851,7 @@ class _SolveState:
             history=self.history,
             inputs=None if best is None else best["inputs"],
             dense_outputs=None if best is None else best["dense"],
+            interrupted=self.interrupted,
             _solution={} if best is None else best["solution"],
             _swap=self.swap,
         )
