@@ -55,10 +55,10 @@ for name, r in runs.items():
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
 for (name, run), marker in zip(runs.items(), "os^", strict=True):
     times, best = [], []
-    for h in sorted(run.history, key=lambda h: h["time"]):
-        if h["dense_value"] is not None and (not best or h["dense_value"] > best[-1]):
-            times.append(h["time"])
-            best.append(h["dense_value"])
+    for h in sorted(run.history, key=lambda h: h.time):
+        if h.dense_objective is not None and (not best or h.dense_objective > best[-1]):
+            times.append(h.time)
+            best.append(h.dense_objective)
     if times:
         times.append(run.runtime)
         best.append(best[-1])

@@ -32,7 +32,6 @@ from ..domains import Box, Domain
 from ..exceptions import (
     ModelTooLargeError,
     NestedSwapError,
-    StaleEmbeddingError,
     UnboundedInputError,
 )
 from ..formulation.options import EmbeddingOptions
@@ -163,12 +162,9 @@ class SurrogateSwap:
         tolerance: float = 1e-5,
         dense_options: dict | None = None,
     ) -> None:
-        replacement = _replacement_of(predictor_constr)
-        if replacement is not None:
-            raise StaleEmbeddingError(
-                "this embedding was taken out of the model and rebuilt by an earlier "
-                "SurrogateSwap; pass its replacement (that swap's dense_constr) instead"
-            )
+        # an embedding an earlier swap took out and rebuilt: swap its replacement instead
+        while (replacement := _replacement_of(predictor_constr)) is not None:
+            predictor_constr = replacement
         dense = getattr(predictor_constr, "predictor", None)
         if not isinstance(dense, nn.Sequential):
             raise TypeError(
@@ -325,7 +321,7 @@ class SurrogateSwap:
             )
             created = self._outputs_created
             rebuilt = RebuiltPredictorConstr(constr, self.outputs) if created else constr
-            _RETIRED[pc.constr if isinstance(pc, RebuiltPredictorConstr) else pc] = rebuilt
+            _RETIRED[pc] = rebuilt
         if self._output_bounds is not None:  # only once rebuilt: a failed rebuild changes nothing
             self.outputs.LB, self.outputs.UB = self._output_bounds
         m.update()
@@ -407,8 +403,8 @@ class SurrogateSwap:
         (``input_values``, ``output_values``, ``get_error()`` still work), but it no longer
         describes what is in the model: this package's embedding raises
         :class:`~gurobi_sparse_surrogate.StaleEmbeddingError` on ``remove()`` and names its
-        replacement in ``replaced_by``; a new swap refuses it the same way. gurobi-ml's own
-        object cannot say so: do not call its ``remove()`` after a swap.
+        replacement in ``replaced_by``; a new swap given it swaps its replacement. gurobi-ml's
+        own object cannot say so: do not call its ``remove()`` after a swap.
         """
         return self._restored
 
