@@ -36,6 +36,8 @@ PACKAGE_LOGGER = "gurobi_sparse_surrogate"
 
 #: Seconds a bounding pass runs before its progress bar appears (verbose only).
 PROGRESS_DELAY = 2.0
+#: Seconds between two redraws of a progress bar.
+PROGRESS_INTERVAL = 0.1
 
 _verbose: contextvars.ContextVar[bool] = contextvars.ContextVar("gss_verbose", default=False)
 
@@ -102,19 +104,46 @@ def is_verbose() -> bool:
     return _verbose.get()
 
 
+_bar: contextvars.ContextVar[Any] = contextvars.ContextVar("gss_bar", default=None)
+
+
 def progress_bar(total: int, description: str) -> Any:
     """A tqdm bar over ``total`` steps, shown only inside a verbose block and only once the
-    work has lasted :data:`PROGRESS_DELAY` seconds (short passes print nothing)."""
+    work has lasted :data:`PROGRESS_DELAY` seconds (short passes print nothing).
+
+    While the bar is open, :func:`progress_note` updates its text from deeper down (a stage's
+    solves), so that a long step shows that it is alive.
+    """
     from tqdm import tqdm
 
-    return tqdm(
+    bar = tqdm(
         total=total,
         desc=description,
         disable=not is_verbose(),
         delay=PROGRESS_DELAY,
+        mininterval=PROGRESS_INTERVAL,
         leave=False,
         file=sys.stderr,
     )
+    _bar.set(bar)
+    close = bar.close
+
+    def close_and_forget() -> None:
+        if _bar.get() is bar:
+            _bar.set(None)
+        close()
+
+    bar.close = close_and_forget
+    return bar
+
+
+def progress_note(text: str) -> None:
+    """Show ``text`` beside the open progress bar, if any (cheap when there is none)."""
+    bar = _bar.get()
+    if bar is None or bar.disable:
+        return
+    bar.set_postfix_str(text, refresh=False)
+    bar.update(0)
 
 
 __all__ = [
@@ -123,5 +152,6 @@ __all__ = [
     "is_verbose",
     "logs_when_verbose",
     "progress_bar",
+    "progress_note",
     "verbose_logging",
 ]

@@ -124,6 +124,7 @@ def test_swap_logs_every_phase_and_the_fallback(caplog, model):
 
 def test_verbose_prints_bounding_and_build_lines(capfd, model, monkeypatch):
     monkeypatch.setattr(verbosity, "PROGRESS_DELAY", 0.0)
+    monkeypatch.setattr(verbosity, "PROGRESS_INTERVAL", 0.0)  # every note is drawn
     net = random_network(5, 4, (12, 12), 2)
     x = model.addMVar(4, lb=0.0, ub=1.0)
     add_sparse_predictor_constr(model, net, x, bounds="lp", verbose=True)
@@ -131,6 +132,7 @@ def test_verbose_prints_bounding_and_build_lines(capfd, model, monkeypatch):
     assert "gurobi_sparse_surrogate: bounds lp: lp made" in err
     assert "gurobi_sparse_surrogate: embedded " in err
     assert "bounds (lp)" in err  # the progress bar, shown at once with no delay
+    assert re.search(r"layer 1 lp: \d+ solves", err)  # a long stage shows its solves
     # the handler is detached afterwards
     assert not any(
         isinstance(h, verbosity._VerboseHandler) for h in logging.getLogger(LOGGER).handlers

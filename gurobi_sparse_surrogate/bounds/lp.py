@@ -52,6 +52,7 @@ import scipy.sparse as sp
 from gurobipy import GRB
 
 from ..network.extraction import layers_forward
+from ..verbosity import progress_note
 from .problem import BoundingProblem
 from .records import StageRecord
 
@@ -600,6 +601,7 @@ class _LayerSolve:
         weights = layer.weight[[t]][:, model.prev_idx].toarray().ravel()
         self.solves += 1
         self.record.solves += 1
+        progress_note(f"layer {self.index} {self.stage.name}: {self.record.solves} solves")
         bound, point = model.bound(weights, float(layer.bias[t]), maximise, min(limit, 1e30))
         if point is not None and self.reference is not None:
             self._learn(model, point)
