@@ -6,13 +6,16 @@ baselines alike; nothing here knows about networks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gurobipy as gp
 import numpy as np
 from gurobipy import GRB
+
+from .exceptions import InvalidOptionError
 
 
 @dataclass
@@ -137,9 +140,57 @@ def proven_bound(model: gp.Model) -> float | None:
         return None
 
 
+def check_time_limit(time_limit: Any, allow_none: bool = False) -> float | None:
+    """A time limit in seconds: a positive, finite number (not a bool); None if allowed.
+
+    Raises
+    ------
+    InvalidOptionError
+
+    Examples
+    --------
+    >>> check_time_limit(2)
+    2.0
+    >>> check_time_limit(True)
+    Traceback (most recent call last):
+    ...
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: time_limit must be a positive, finite number of seconds, got True
+    """
+    if time_limit is None and allow_none:
+        return None
+    number = isinstance(time_limit, (int, float, np.integer, np.floating)) and not isinstance(
+        time_limit, (bool, np.bool_)
+    )
+    if not (number and math.isfinite(time_limit) and time_limit > 0):
+        extra = " (or None for no limit)" if allow_none else ""
+        raise InvalidOptionError(
+            f"time_limit must be a positive, finite number of seconds{extra}, got {time_limit!r}"
+        )
+    return float(time_limit)
+
+
+def check_gurobi_params(model: gp.Model, params: Mapping[str, Any] | None, what: str) -> None:
+    """Raise :class:`InvalidOptionError` naming the keys of ``params`` that are not Gurobi
+    parameters (before any is set, so that nothing changes)."""
+    if params is None:
+        return
+    if not isinstance(params, Mapping):
+        raise InvalidOptionError(f"{what} must be a dict of Gurobi parameters, got {params!r}")
+    unknown = [
+        name for name in params if not isinstance(name, str) or model.getParamInfo(name) is None
+    ]
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown Gurobi parameter(s) {unknown} in {what}; parameter names are those of "
+            "gurobipy's Model.Params (for example TimeLimit, MIPGap, Threads)"
+        )
+
+
 __all__ = [
     "DUPLICATE_TOLERANCE",
     "Incumbent",
+    "check_gurobi_params",
+    "check_time_limit",
     "final_solutions",
     "is_duplicate",
     "optimize_judging",

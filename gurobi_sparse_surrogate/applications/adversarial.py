@@ -14,7 +14,7 @@ from torch import nn
 from ..bounds.cache import cached_compute_bounds
 from ..bounds.objective import bound_output_objective
 from ..domains import Domain
-from ..exceptions import ShapeMismatchError, SparseSurrogateError
+from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network, extract_layers
 from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
@@ -266,7 +266,9 @@ def find_adversarial(
     clock = lambda: time.perf_counter() - t0  # noqa: E731
     time_limit = check_time_limit(time_limit)
     if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+        raise InvalidOptionError(
+            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+        )
     x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
     if x0.size != domain.n:
         raise ValueError(f"x0 has {x0.size} entries, the domain {domain.n}")

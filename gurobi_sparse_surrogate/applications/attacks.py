@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..domains import Domain, L1Ball
-from ..exceptions import ShapeMismatchError
+from ..exceptions import InvalidOptionError, ShapeMismatchError
 from ..network.extraction import float64_copy
 
 __all__ = ["AttackResult", "MaximizeResult", "pgd_attack", "pgd_maximize"]
@@ -98,7 +98,9 @@ def _check_network(network: Any) -> None:
 
 def _check_domain(domain: Any) -> None:
     if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+        raise InvalidOptionError(
+            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+        )
 
 
 def _check_budget(steps: int, restarts: int, step_size: float | None, time_budget) -> None:

@@ -19,9 +19,10 @@ import numpy as np
 from gurobipy import GRB
 from torch import nn
 
+from .. import solving
 from ..bounds.options import BoundOptions
 from ..domains import Domain
-from ..exceptions import ModelTooLargeError
+from ..exceptions import InvalidOptionError, ModelTooLargeError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..solving import Incumbent, optimize_judging, proven_bound
 from ..surrogate.swap import SurrogateSwap
@@ -70,7 +71,9 @@ def build_input_model(
 ) -> InputModel:
     """A model with ``x`` in ``domain`` and ``network`` embedded by this package."""
     if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+        raise InvalidOptionError(
+            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+        )
     env = gp.Env(params={"OutputFlag": int(verbose), "Threads": int(threads)})
     model = gp.Model(env=env)
     x = model.addMVar(domain.n, lb=domain.lower, ub=domain.upper, name="x")
@@ -296,7 +299,5 @@ def record_outcome(result: Any, outcome: Outcome) -> None:
 
 
 def check_time_limit(time_limit: float) -> float:
-    """Validate a time limit in seconds."""
-    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
-    return float(time_limit)
+    """Validate a time limit in seconds (a positive, finite number; not a bool)."""
+    return solving.check_time_limit(time_limit)

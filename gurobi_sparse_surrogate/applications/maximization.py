@@ -12,7 +12,7 @@ from torch import nn
 
 from ..bounds.objective import bound_output_objective
 from ..domains import Domain
-from ..exceptions import ShapeMismatchError, SparseSurrogateError
+from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network
 from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
@@ -183,7 +183,9 @@ def maximize_output(
     clock = lambda: time.perf_counter() - t0  # noqa: E731
     time_limit = check_time_limit(time_limit)
     if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+        raise InvalidOptionError(
+            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+        )
     forward = Float64Network(network)
     if forward.n_inputs != domain.n:
         raise ShapeMismatchError(

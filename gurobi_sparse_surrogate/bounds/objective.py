@@ -32,7 +32,12 @@ import numpy as np
 import torch
 
 from ..domains import Domain, L1Ball
-from ..exceptions import ShapeMismatchError, UnboundedInputError, UnsupportedNetworkError
+from ..exceptions import (
+    InvalidOptionError,
+    ShapeMismatchError,
+    UnboundedInputError,
+    UnsupportedNetworkError,
+)
 from ..network.extraction import Layer, extract_layers
 from .problem import NetworkBounds
 
@@ -236,7 +241,9 @@ def _bound_output_objective(network, domain, c, offset, bounds, steps, lr, bound
 
     start = time.perf_counter()
     if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}")
+        raise InvalidOptionError(
+            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+        )
     layers = list(network) if isinstance(network, (list, tuple)) else extract_layers(network)
     _check_layers(layers)
     if layers[0].n_in != domain.n:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..exceptions import ShapeMismatchError, UnsupportedNetworkError
+from ..exceptions import InvalidOptionError, ShapeMismatchError, UnsupportedNetworkError
 from .extraction import effective_parameter, extract_layers, float64_copy
 
 #: Criteria that need the instance's input domain.
@@ -46,7 +46,7 @@ def _check_domain(domain: Any, method: str, n_inputs: int) -> Any:
             "domain=Box(...), LinfBall(...) or L1Ball(...)"
         )
     if not isinstance(domain, Domain):
-        raise TypeError(
+        raise InvalidOptionError(
             f"domain must be a Box, LinfBall or L1Ball (a gurobi_sparse_surrogate Domain), got "
             f"{type(domain).__name__}"
         )

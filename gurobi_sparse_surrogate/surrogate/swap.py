@@ -39,6 +39,8 @@ from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor
 from ..network.extraction import Float64Network, extract_layers
 from ..solving import (  # noqa: F401  (re-exported: their home was this module)
     DUPLICATE_TOLERANCE,
+    check_gurobi_params,
+    check_time_limit,
     final_solutions,
     is_duplicate,
     optimize_judging,
@@ -516,8 +518,9 @@ class SurrogateSwap:
         -------
         SwapResult
         """
-        if time_limit is not None and not (time_limit > 0):
-            raise ValueError(f"time_limit must be positive, got {time_limit}")
+        time_limit = check_time_limit(time_limit, allow_none=True)
+        check_gurobi_params(self.model, params, "params")
+        check_gurobi_params(self.model, dense_params, "dense_params")
         if not 0 < surrogate_share <= 1:
             raise ValueError(f"surrogate_share must be in (0, 1], got {surrogate_share}")
         self.model.update()

@@ -1,0 +1,70 @@
+"""Bad input that once gave a raw Python or solver error gets the package's own, named one."""
+
+from __future__ import annotations
+
+import gurobipy as gp
+import numpy as np
+import pytest
+import torch
+
+import gurobi_sparse_surrogate as gss
+from gurobi_sparse_surrogate import InvalidOptionError, ShapeMismatchError, SurrogateSwap
+
+NET = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+X0 = np.full(4, 0.5)
+
+
+@pytest.fixture
+def embedded(model):
+    x = model.addMVar(4, lb=0, ub=1)
+    pc = gss.add_sparse_predictor_constr(model, NET, x, bounds="interval")
+    model.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    model.update()
+    return model, pc
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x: gss.add_sparse_predictor_constr(m, NET, x, domain=np.ones(4)),
+        lambda m, x: gss.find_adversarial(NET, X0, np.ones(4), time_limit=5),
+        lambda m, x: gss.maximize_output(NET, np.ones(4), time_limit=5),
+        lambda m, x: gss.prune_network(NET, 0.5, method="bound", domain=np.ones(4)),
+    ],
+    ids=["embedding", "find_adversarial", "maximize_output", "prune_network"],
+)
+def test_domain_that_is_not_a_domain(model, call):
+    x = model.addMVar(4, lb=0, ub=1)
+    with pytest.raises(InvalidOptionError, match="domain must be a Box, LinfBall or L1Ball"):
+        call(model, x)
+
+
+def test_three_dimensional_mvar_is_a_shape_mismatch(model):
+    x = model.addMVar((2, 2, 4), lb=0, ub=1)
+    with pytest.raises(ShapeMismatchError):
+        gss.add_sparse_predictor_constr(model, NET, x)
+
+
+@pytest.mark.parametrize("which", ["params", "dense_params"])
+def test_unknown_gurobi_parameter_is_named_and_nothing_changes(embedded, which):
+    m, pc = embedded
+    before = (m.NumVars, m.NumConstrs, m.Params.MIPGap)
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        with pytest.raises(
+            InvalidOptionError, match=r"unknown Gurobi parameter\(s\) \['NoSuchParam'\]"
+        ):
+            swap.optimize(time_limit=5, **{which: {"NoSuchParam": 3, "MIPGap": 0.5}})
+    m.update()
+    assert (m.NumVars, m.NumConstrs, m.Params.MIPGap) == before
+
+
+@pytest.mark.parametrize("bad", [True, False, 0, -1.0, float("nan"), float("inf"), "10"])
+def test_time_limits_that_are_not_positive_finite_seconds(embedded, bad):
+    m, pc = embedded
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        with pytest.raises(InvalidOptionError, match="time_limit must be a positive, finite"):
+            swap.optimize(time_limit=bad)
+    with pytest.raises(InvalidOptionError, match="time_limit must be a positive, finite"):
+        gss.find_adversarial(NET, X0, gss.LinfBall(X0, 0.1), time_limit=bad)
+    with pytest.raises(InvalidOptionError, match="time_limit must be a positive, finite"):
+        gss.maximize_output(NET, gss.Box(np.zeros(4), np.ones(4)), time_limit=bad)
