@@ -39,6 +39,7 @@ from ..exceptions import (
     UnsupportedNetworkError,
 )
 from ..network.extraction import Layer, extract_layers
+from .options import BoundOptions
 from .problem import NetworkBounds
 
 __all__ = ["ObjectiveBound", "bound_output_objective"]
@@ -173,7 +174,7 @@ def bound_output_objective(
     bounds: str | NetworkBounds = "linear",
     steps: int = 30,
     lr: float = 0.1,
-    bound_options: dict | None = None,
+    bound_options: dict | BoundOptions | None = None,
     cache: Any = True,
 ) -> ObjectiveBound:
     """Prove a lower bound of ``c' network(x) + offset`` over every ``x`` in ``domain``.
@@ -198,7 +199,7 @@ def bound_output_objective(
         Gradient steps on the ReLU slopes (0: CROWN's fixed slopes only).
     lr : float
         Adam's learning rate on the slopes.
-    bound_options : dict, optional
+    bound_options : dict or BoundOptions, optional
         Options of the bounding method.
     cache : bool or BoundsCache
         Where intermediate bounds are looked up and stored (see
@@ -272,7 +273,7 @@ def _bound_output_objective(network, domain, c, offset, bounds, steps, lr, bound
         net_bounds = bounds
     else:
         net_bounds = cached_compute_bounds(
-            layers, lo[None], hi[None], bounds, domain, cache=cache, **(bound_options or {})
+            layers, lo[None], hi[None], bounds, domain, cache=cache, options=bound_options
         )
     lower = [b[0] for b in net_bounds.lower]
     upper = [b[0] for b in net_bounds.upper]
