@@ -62,7 +62,9 @@ class Instance:
         Unique within the suite, stable across runs.
     params : dict
         Verification: ``dataset`` ("mnist" or "digits"), ``size``, ``hidden``, ``net_seed``,
-        ``image`` (index into the held-out images), ``radius`` (of the L1 ball).
+        ``image`` (index into the held-out images), ``radius`` (of the L1 ball), and
+        ``arch`` ("cnn" for the small CNN of
+        :func:`gurobi_sparse_surrogate.datasets.make_cnn`; an MLP of ``hidden`` otherwise).
         Maximization: ``n_inputs``, ``depth``, ``width``, ``seed``.
     """
 
@@ -78,7 +80,8 @@ class Instance:
         """What identifies the instance's network (shared by instances on the same network)."""
         p = self.params
         if self.suite == "verification":
-            return ("v", p.get("dataset", "mnist"), p["size"], tuple(p["hidden"]), p["net_seed"])
+            key = ("v", p.get("dataset", "mnist"), p["size"], tuple(p["hidden"]), p["net_seed"])
+            return key + ("cnn",) if p.get("arch") == "cnn" else key
         return ("m", p["n_inputs"], p["depth"], p["width"], p["seed"])
 
     def estimated_size(self) -> tuple[int, int]:
@@ -92,6 +95,9 @@ class Instance:
         if self.suite == "verification":
             n_in = 64 if p.get("dataset", "mnist") == "digits" else p["size"] ** 2
             hidden, n_out = list(p["hidden"]), 10
+            if p.get("arch") == "cnn":  # make_cnn: 4 channels at half the side, pooled
+                conv = (p["size"] + 1) // 2
+                hidden = [4 * conv * conv, 4 * (conv - 1) ** 2, *hidden]
             extra_vars, extra_rows = n_in, 2 * n_in + 1
         else:
             n_in, hidden, n_out = p["n_inputs"], [p["width"]] * p["depth"], 1
@@ -250,6 +256,7 @@ def verification_instances(
     dataset: str = "mnist",
     radius: tuple[float, float] = (4.5, 5.5),
     n_test: int = MNIST_TEST_IMAGES,
+    arch: str = "mlp",
 ) -> list[Instance]:
     """The paper's verification instances: seeded held-out images with an L1 radius in U[a, b].
 
@@ -267,20 +274,23 @@ def verification_instances(
         rng = np.random.default_rng([seed, size, len(hidden), *hidden])
         images = rng.choice(n_test, size=n_images, replace=False)
         radii = rng.uniform(*radius, size=n_images)
-        arch = _arch(hidden)
+        name = _arch(hidden) if arch == "mlp" else f"{arch}{_arch(hidden)}"
         for image, r in zip(images, radii, strict=True):
+            params = {
+                "dataset": dataset,
+                "size": int(size),
+                "hidden": list(hidden),
+                "net_seed": int(net_seed),
+                "image": int(image),
+                "radius": round(float(r), 4),
+            }
+            if arch != "mlp":
+                params["arch"] = arch
             out.append(
                 Instance(
                     "verification",
-                    f"{dataset}{size}-{arch}-s{net_seed}-img{int(image):04d}",
-                    {
-                        "dataset": dataset,
-                        "size": int(size),
-                        "hidden": list(hidden),
-                        "net_seed": int(net_seed),
-                        "image": int(image),
-                        "radius": round(float(r), 4),
-                    },
+                    f"{dataset}{size}-{name}-s{net_seed}-img{int(image):04d}",
+                    params,
                 )
             )
     return out
@@ -437,7 +447,30 @@ def _hard() -> Profile:
     )
 
 
-_BUILDERS = {"smoke": _smoke, "quick": _quick, "paper": _paper, "hard": _hard}
+def _cnn() -> Profile:
+    core = [
+        method("dense"),
+        method("dense", bounds="interval"),
+        method("surrogate", rate=0.5),
+        method("surrogate", rate=0.8),
+        method("surrogate", rate=0.8, fallback=False),
+        method("surrogate", rate=0.5, structure="neuron"),
+    ]
+    methods = [*core, method("attack"), *_attack_variants([core[0], core[3]])]
+    instances = verification_instances([14], [(32,)], 4, arch="cnn", radius=(2.5, 3.5))
+    return Profile(
+        "cnn",
+        tuple(instances),
+        tuple(methods),
+        time_limit=10.0,
+        description="a small MNIST CNN at 14x14 (3x3 convolution with stride 2, 4 channels, "
+        "2x2 max pool, 32 hidden neurons; trained on the bundled digits) on 4 images with an "
+        "L1 radius in U[2.5, 3.5]: this package's dense embedding and surrogates (gurobi-ml "
+        "1.7 embeds no convolution); 10 s per run (a few minutes)",
+    )
+
+
+_BUILDERS = {"smoke": _smoke, "quick": _quick, "paper": _paper, "hard": _hard, "cnn": _cnn}
 PROFILES = tuple(_BUILDERS)
 
 

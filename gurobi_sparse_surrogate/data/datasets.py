@@ -427,6 +427,50 @@ def make_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int) -> nn.Sequent
     return nn.Sequential(*modules)
 
 
+def make_cnn(
+    side: int = 14,
+    channels: int = 4,
+    hidden: int = 32,
+    n_outputs: int = 10,
+    *,
+    max_pool: bool = True,
+) -> nn.Sequential:
+    """Build a small CNN for ``side x side`` grey images that reads flat inputs.
+
+    ``Unflatten(1, (1, side, side))``, a 3x3 convolution with stride 2 and ``channels`` output
+    channels, a ReLU, a 2x2 max pool with stride 1 (``max_pool=True``), then a ReLU MLP with one
+    hidden layer of ``hidden`` neurons. At 14x14 pixels with the defaults: 196 convolution
+    neurons, 144 pooled values, 32 hidden neurons; small enough to embed with an L1 ball
+    under the size-limited Gurobi licence.
+
+    Examples
+    --------
+    >>> net = make_cnn(14)
+    >>> net(torch.zeros(2, 196)).shape
+    torch.Size([2, 10])
+    """
+    side = _check_int(side, "side", 3)
+    channels = _check_int(channels, "channels", 1)
+    hidden = _check_int(hidden, "hidden", 1)
+    n_outputs = _check_int(n_outputs, "n_outputs", 1)
+    conv_side = (side + 2 - 3) // 2 + 1
+    pooled = conv_side - 1 if max_pool else conv_side
+    modules: list[nn.Module] = [
+        nn.Unflatten(1, (1, side, side)),
+        nn.Conv2d(1, channels, 3, stride=2, padding=1),
+        nn.ReLU(),
+    ]
+    if max_pool:
+        modules.append(nn.MaxPool2d(2, stride=1))
+    modules += [
+        nn.Flatten(),
+        nn.Linear(channels * pooled * pooled, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_outputs),
+    ]
+    return nn.Sequential(*modules)
+
+
 def random_relu_network(
     n_inputs: int,
     depth: int,
@@ -560,6 +604,7 @@ def train_classifier(
     X_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     verbose: bool = False,
+    network: nn.Module | None = None,
 ) -> nn.Sequential:
     """Train a ReLU MLP classifier (Adam, cross-entropy), seeded and deterministic on the CPU.
 
@@ -601,6 +646,9 @@ def train_classifier(
         Held-out data whose accuracy is shown after each epoch when ``verbose``.
     verbose : bool, default False
         Show a progress bar with the training loss (and validation accuracy).
+    network : torch.nn.Module or None, default None
+        An untrained network to train instead of a new MLP of ``hidden`` (such as
+        :func:`make_cnn`); a copy is trained, the given one is left as it is.
 
     Returns
     -------
@@ -653,9 +701,14 @@ def train_classifier(
         )
     augment = (square and side >= MIN_AUGMENT_SIDE) if augment is None else bool(augment)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = make_mlp(X.shape[1], hidden, n_classes)
+    if network is not None:
+        from ..network.extraction import clone_network
+
+        network = clone_network(network).float()
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = make_mlp(X.shape[1], hidden, n_classes)
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.tensor(X, dtype=torch.float32)
     targets = torch.tensor(y)
