@@ -44,6 +44,7 @@ class MaxPoolFormulation:
         return coo.row, coo.col, constant
 
     def size(self, plan) -> LayerSize:
+        """Variables, binaries, linear and general constraints and nonzeros of :meth:`build`."""
         n = len(plan.rows)
         u = int(plan.unstable.sum())
         base = LayerSize(variables=n, constraints=n - u, nonzeros=2 * (n - u))
@@ -56,6 +57,7 @@ class MaxPoolFormulation:
         raise NotImplementedError  # pragma: no cover
 
     def build(self, model: gp.Model, plan, previous: gp.MVar, name: Namer) -> gp.MVar:
+        """Add the pooled variables (``plan.rows``) and their constraints; return them."""
         n = len(plan.rows)
         if n == 0:
             return model.addMVar(0)
