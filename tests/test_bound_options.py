@@ -355,3 +355,25 @@ def test_print_stats_gives_a_reason_only_for_stages_that_ran_on_no_layer():
         assert "skipped: not a ReLU layer" not in text and "skipped: first layer" not in text
         skipped_notes = [n for n in pc.bounds.notes if n["kind"] == "skipped"]
         assert [n["stage"] for n in skipped_notes] == (["lp", "milp"] if expected else [])
+
+
+def test_abandoning_a_layer_is_recorded_with_its_reason():
+    # Layer 1 of the hand network: b's maximisation is one solve that leaves b unstable, so
+    # with abandon_after=1 the LP stage gives up on the layer after it and says why.
+    layers = extract_layers(hand_network())
+    bounds = compute_bounds(layers, [-1.0], [1.0], "lp", abandon_after=1, time_budget=math.inf)
+    record = records(bounds)["lp", 1]
+    assert record.ran and record.solves == 1 and record.neurons_made_stable == 0
+    assert [(k.sample, k.neurons, k.kind) for k in record.kept] == [(0, 1, "fallback")]
+    assert "no neuron became stable in the first 1 solves" in record.kept[0].reason
+    fallback = [n for n in bounds.notes if n["kind"] == "fallback"]
+    assert fallback == [
+        {
+            "stage": "lp",
+            "layer": 1,
+            "sample": 0,
+            "neurons": 1,
+            "reason": record.kept[0].reason,
+            "kind": "fallback",
+        }
+    ]
