@@ -80,7 +80,7 @@ def test_swap_result_summary_and_repr_are_short_and_true():
     assert f"{result.objective:.6g}" in text
     for phase in result.phases:
         assert phase["name"] in text
-    assert len(text.splitlines()) <= 5 + len(result.phases)
+    assert len(text.splitlines()) <= 6 + len(result.phases)
     shown = repr(result)
     assert "\n" not in shown and len(shown) < 300
     assert "model_stats" not in shown and "Incumbent" not in shown

@@ -107,7 +107,8 @@ class SwapResult:
         SurrogateSwap result: feasible
           objective (dense)  1.5
           bound              -
-          first valid after  0.25 s   total 2.00 s (pruning 0.10 s)
+          first valid after  0.25 s (pruning included)
+          optimize()         2.00 s, after 0.10 s of pruning
           phase         seconds incumbents  valid  status
           surrogate 0      1.90          3      2  TIME_LIMIT
         """
@@ -115,8 +116,9 @@ class SwapResult:
             f"SurrogateSwap result: {self.status}",
             f"  objective (dense)  {number(self.objective)}",
             f"  bound              {number(self.bound)}",
-            f"  first valid after  {seconds(self.time_to_first_valid):<8} total "
-            f"{seconds(self.runtime)} (pruning {seconds(self.pruning_seconds)})",
+            f"  first valid after  {seconds(self.time_to_first_valid)} (pruning included)",
+            f"  optimize()         {seconds(self.runtime)}, after "
+            f"{seconds(self.pruning_seconds)} of pruning",
             *phase_table(self.phases),
         ]
         return "\n".join(lines)
