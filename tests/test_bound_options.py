@@ -377,3 +377,8 @@ def test_abandoning_a_layer_is_recorded_with_its_reason():
             "kind": "fallback",
         }
     ]
+
+
+def test_unknown_method_suggests_the_close_one():
+    with pytest.raises(InvalidOptionError, match="'lienar' \\(did you mean 'linear'\\?\\)"):
+        compute_bounds(small_layers(), np.zeros(3), np.ones(3), method="lienar")

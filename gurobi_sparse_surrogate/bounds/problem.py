@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import difflib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..domains import Domain
-from ..exceptions import ShapeMismatchError, UnsupportedNetworkError
+from ..exceptions import InvalidOptionError, ShapeMismatchError, UnsupportedNetworkError
 from ..network.extraction import Layer
 from ..verbosity import progress_bar, verbose_logging
 from .interval import IntervalStage, interval_affine, max_pool_bounds, post_activation
@@ -315,7 +316,11 @@ def compute_bounds(
     """
     settings = BoundOptions.from_value(options, **option_values)
     if method not in METHODS:
-        raise ValueError(f"unknown bounding method {method!r}; choose one of {sorted(METHODS)}")
+        close = difflib.get_close_matches(str(method), list(METHODS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise InvalidOptionError(
+            f"unknown bounding method {method!r}{hint}; choose one of {sorted(METHODS)}"
+        )
     lo, hi = _check_inputs(layers, input_lower, input_upper, domain, settings)
     pools = [layer.name for layer in layers if getattr(layer, "kind", "affine") != "affine"]
     blind = [s.name for s in METHODS[method] if not getattr(s, "supports_max_pool", False)]
