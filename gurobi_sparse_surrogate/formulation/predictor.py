@@ -36,6 +36,7 @@ from .planning import (
     layer_size,
     plan_network,
 )
+from .tolerances import keep_exact
 from .variables import input_matrix, output_matrix
 
 logger = logging.getLogger(__name__)
@@ -299,10 +300,24 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             )
             self._output.LB = np.where(np.isfinite(lo), lo, -gp.GRB.INFINITY)
             self._output.UB = np.where(np.isfinite(hi), hi, gp.GRB.INFINITY)
+        self.tolerance_changes = keep_exact(gp_model, self._largest_big_m(), self._name)
         self._mip_model(**kwargs)
         gp_model.update()
         self._added_nonzeros = gp_model.NumNZs - nonzeros_before
         return self
+
+    def _largest_big_m(self) -> float:
+        """The largest finite pre-activation bound (absolute) of an unstable neuron."""
+        largest = 0.0
+        for plans in self.plans:
+            for plan in plans:
+                u = plan.unstable
+                if u.any():
+                    values = np.abs(np.concatenate([plan.lower[u], plan.upper[u]]))
+                    values = values[np.isfinite(values)]
+                    if values.size:
+                        largest = max(largest, float(values.max()))
+        return largest
 
     def _log_build(self, seconds: float) -> None:
         stats = self.stats
@@ -489,7 +504,10 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             ``weights`` (nonzero weights embedded), summed over input rows; and totals:
             ``variables``, ``constraints``, ``general_constraints``, ``binaries``,
             ``nonzeros`` (of the added constraints), ``bounds_method``, ``bounds_seconds``
-            and ``bounds_stages`` (per layer and bounding stage: unstable neurons left and
+            ``tolerances`` (Gurobi tolerances this embedding tightened on the model to stay
+            exact with its big-M constants: ``{name: (old, new)}``, see
+            :mod:`~gurobi_sparse_surrogate.formulation.tolerances`) and ``bounds_stages``
+            (per layer and bounding stage: unstable neurons left and
             seconds).
         """
         rows = []
@@ -527,6 +545,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             "bounds_method": self.bounds.method if self.bounds else None,
             "bounds_seconds": self.bounds.seconds if self.bounds else 0.0,
             "bounds_stages": list(self.bounds.report) if self.bounds else [],
+            "tolerances": dict(getattr(self, "tolerance_changes", {})),
         }
 
     def print_stats(self, abbrev: bool = False, file=None) -> None:
