@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from gurobi_sparse_surrogate.applications.adversarial import MARGIN_TOL, ROBUST_TOL
-from gurobi_sparse_surrogate.solving import Incumbent, optimize_judging
+from gurobi_sparse_surrogate.solving import Incumbent, optimize_judging, proven_bound
 
 from .suites import Instance, MethodSpec
 
@@ -87,6 +87,9 @@ class InstanceData:
         The image (verification).
     label, target : int or None
         The dense network's top class at ``x0`` and the runner-up (verification).
+    untargeted : bool
+        Verification against every wrong class (the score is then ``out[label]`` minus the
+        largest other output).
     train, test : tuple (X, y) or None
         Finetuning data and evaluation data of surrogates (classification labels for
         verification, dense outputs for maximization).
@@ -101,6 +104,7 @@ class InstanceData:
     train: tuple[np.ndarray, np.ndarray] | None = None
     test: tuple[np.ndarray, np.ndarray] | None = None
     network_accuracy: float | None = None
+    untargeted: bool = False
 
     def __post_init__(self) -> None:
         self._net64 = _float64(self.network)
@@ -118,6 +122,8 @@ class InstanceData:
     def score(self, x: np.ndarray) -> float:
         """Dense margin ``out[label] - out[target]`` (verification) or output (maximization)."""
         out = self.outputs(x)
+        if self.verification and self.untargeted:
+            return float(out[self.label] - np.delete(out, self.label).max())
         if self.verification:
             return float(out[self.label] - out[self.target])
         return float(out[0])
@@ -271,7 +277,7 @@ def _save_atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def _load_verification(instance: Instance, cache_dir: str | None) -> InstanceData:
-    from gurobi_sparse_surrogate.domains import L1Ball
+    from gurobi_sparse_surrogate.domains import L1Ball, LinfBall
 
     p = instance.params
     net, train, test, acc = classifier(instance, cache_dir)
@@ -282,16 +288,18 @@ def _load_verification(instance: Instance, cache_dir: str | None) -> InstanceDat
     with torch.no_grad():
         out = _float64(net)(torch.as_tensor(x0.reshape(1, -1)))[0].numpy()
     order = np.argsort(-out, kind="stable")
+    ball = LinfBall if p.get("norm", "l1") == "linf" else L1Ball
     return InstanceData(
         instance,
         net,
-        L1Ball(x0, float(p["radius"]), 0.0, 1.0),
+        ball(x0, float(p["radius"]), 0.0, 1.0),
         x0=x0,
         label=int(order[0]),
         target=int(order[1]),
         train=train,
         test=test,
         network_accuracy=acc,
+        untargeted=p.get("target") == "any",
     )
 
 
@@ -738,7 +746,8 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
             kwargs[key] = spec.options[key]
     start = time.perf_counter()
     if data.verification:
-        kwargs.update(target="runner-up", true_label=None, stop_at_first=True)
+        target = "any" if data.untargeted else "runner-up"
+        kwargs.update(target=target, true_label=None, stop_at_first=True)
         res, ignored = _call(fn, data.network, data.x0, data.domain, **kwargs)
     else:
         res, ignored = _call(fn, data.network, data.domain, **kwargs)
@@ -781,6 +790,113 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
     return out
 
 
+def run_class_loop(
+    data: InstanceData, spec: MethodSpec, time_limit: float, threads: int, seed: int
+) -> dict[str, Any]:
+    """Untargeted verification as a gurobi-ml user writes it: one MILP per wrong class.
+
+    For each wrong class ``j`` (by decreasing logit at the image), a new model with the
+    L-infinity box as variable bounds, the network embedded (``gurobi-ml-loop``:
+    ``gurobi_ml.add_predictor_constr`` on the plain dense network; ``dense-loop``: this
+    package's ``add_sparse_predictor_constr`` with default options) and ``max y_j - y_label``;
+    it stops at the first incumbent adversarial for the dense network, or when its bound
+    proves ``y_j - y_label < 0``. The loop stops at the first adversarial class; robust when
+    every class is proven. Default Gurobi parameters otherwise.
+    """
+    import gurobi_ml
+    import gurobipy as gp
+
+    from gurobi_sparse_surrogate import add_sparse_predictor_constr, check_model_size
+
+    GRB = gp.GRB
+    if not data.verification:
+        raise ValueError(f"{spec.kind} is a verification method")
+    start = time.perf_counter()
+    package = spec.kind == "dense-loop"
+    embedded = data.network if package else _plain_sequential(data.network)
+    logits = data.outputs(data.x0)
+    classes = [int(j) for j in np.argsort(-logits, kind="stable") if j != data.label]
+    out: dict[str, Any] = {"history": [], "classes": [], "x": None}
+    bounding = 0.0
+    sizes = {"variables": 0, "binaries": 0, "constraints": 0}
+    proven = 0
+    status = "unknown"
+    for j in classes:
+        left = time_limit - (time.perf_counter() - start)
+        if left <= 0:
+            break
+        found: dict[str, Any] = {}
+        with _gurobi_env() as env, gp.Model(env=env) as m:
+            m.Params.Threads = threads
+            m.Params.Seed = seed
+            x = m.addMVar(
+                data.domain.n, lb=np.asarray(data.domain.lower), ub=np.asarray(data.domain.upper)
+            )
+            y = m.addMVar(logits.size, lb=-GRB.INFINITY)
+            if package:
+                pc = add_sparse_predictor_constr(m, embedded, x, y)
+                bounding += pc.bounds.seconds if pc.bounds is not None else 0.0
+            else:
+                gurobi_ml.add_predictor_constr(m, embedded, x, y)
+                m.update()
+                size = check_model_size(m)
+                if not size.fits:
+                    raise SkipRun(size.message("gurobi-ml embeds every neuron of the network"))
+            for key, attr in (("variables", "NumVars"), ("binaries", "NumBinVars")):
+                sizes[key] = max(sizes[key], int(getattr(m, attr)))
+            sizes["constraints"] = max(sizes["constraints"], int(m.NumConstrs))
+            m.setObjective(y[j] - y[data.label], GRB.MAXIMIZE)
+            m.Params.BestBdStop = -2 * ROBUST_TOL  # class j proven unable to overtake
+            m.Params.TimeLimit = max(time_limit - (time.perf_counter() - start), 1e-3)
+
+            def offer(xs: np.ndarray, objective: float, found: dict = found, j: int = j) -> bool:
+                verdict = data.verdict(xs)
+                now = time.perf_counter() - start
+                out["history"].append(
+                    Incumbent(round(now, 4), f"class {j}", objective, verdict["score"], True,
+                              verdict["valid"])
+                )  # fmt: skip
+                if verdict["valid"] and not found:
+                    found.update(x=xs, time=now)
+                    return True
+                return False
+
+            try:
+                optimize_judging(m, x.tolist(), offer, True)
+            except gp.GurobiError as error:
+                if error.errno == _SIZE_LIMIT_ERRNO:
+                    raise SkipRun(f"size-limited Gurobi licence: {error}") from error
+                raise
+            bound = proven_bound(m)
+            bound = np.inf if bound is None else bound
+            proved = not found and (
+                m.Status in (GRB.OPTIMAL, GRB.USER_OBJ_LIMIT) and bound < -ROBUST_TOL
+            )
+            out["classes"].append(
+                {
+                    "class": j,
+                    "status": int(m.Status),
+                    "bound": float(bound),
+                    "adversarial": bool(found),
+                    "proved": bool(proved),
+                    "seconds": round(time.perf_counter() - start, 4),
+                }
+            )
+        if found:
+            out.update(x=found["x"], time_to_first=found["time"])
+            status = "adversarial"
+            break
+        if not proved:
+            break  # this class is undecided within the time limit: no verdict
+        proven += 1
+    if status != "adversarial" and proven == len(classes):
+        status = "robust"
+    runtime = time.perf_counter() - start
+    out.update(status=status, bounding_seconds=bounding, classes_proven=proven, **sizes)
+    out["solving_seconds"] = runtime - bounding
+    return out
+
+
 #: kind -> method function ``f(data, spec, time_limit, threads, seed) -> dict``.
 #: The function that runs each method kind (a benchmark method; "method" alone in the
 #: package means a bounding method).
@@ -790,6 +906,8 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "attack": run_attack,
     "dense": run_package,
     "surrogate": run_package,
+    "gurobi-ml-loop": run_class_loop,
+    "dense-loop": run_class_loop,
 }
 
 

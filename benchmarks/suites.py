@@ -21,6 +21,12 @@ Method names
     magnitude, ``-random-pruned`` at random (a control).
 ``attack``
     The projected-gradient attack alone.
+``gurobi-ml-loop``, ``dense-loop``
+    Untargeted verification the way a gurobi-ml user writes it: one MILP per wrong class
+    ``j`` (``max y_j - y_label``, classes by decreasing logit at the image), stopping at the
+    first class with an adversarial input; the network embedded by gurobi-ml or by this
+    package's ``add_sparse_predictor_constr`` with its default options (the ``mnistfc``
+    profile).
 ``...+attack``
     The MILP method preceded by the attack stage (its point then serves as a MIP start).
 """
@@ -35,7 +41,7 @@ from typing import Any
 import numpy as np
 
 SUITES = ("verification", "maximization")
-KINDS = ("gurobi-ml", "paper", "dense", "surrogate", "attack")
+KINDS = ("gurobi-ml", "paper", "dense", "surrogate", "attack", "gurobi-ml-loop", "dense-loop")
 RATES = (0.3, 0.5, 0.8, 0.9, 0.95)
 #: Pruning criteria of surrogate methods (``method`` of ``prune_network``).
 CRITERIA = ("magnitude", "random", "activation", "bound")
@@ -62,9 +68,11 @@ class Instance:
         Unique within the suite, stable across runs.
     params : dict
         Verification: ``dataset`` ("mnist" or "digits"), ``size``, ``hidden``, ``net_seed``,
-        ``image`` (index into the held-out images), ``radius`` (of the L1 ball), and
-        ``arch`` ("cnn" for the small CNN of
-        :func:`gurobi_sparse_surrogate.datasets.make_cnn`; an MLP of ``hidden`` otherwise).
+        ``image`` (index into the held-out images), ``radius`` (of the L1 ball, or of the
+        L-infinity box clipped to [0, 1] when ``norm`` is ``"linf"``), ``target``
+        (``"any"``: untargeted; default: the runner-up class) and ``arch`` ("cnn" for the
+        small CNN of :func:`gurobi_sparse_surrogate.datasets.make_cnn`; an MLP of ``hidden``
+        otherwise).
         Maximization: ``n_inputs``, ``depth``, ``width``, ``seed``.
     """
 
@@ -99,6 +107,8 @@ class Instance:
                 conv = (p["size"] + 1) // 2
                 hidden = [4 * conv * conv, 4 * (conv - 1) ** 2, *hidden]
             extra_vars, extra_rows = n_in, 2 * n_in + 1
+            if p.get("norm", "l1") == "linf":  # an L-infinity box is variable bounds only
+                extra_vars = extra_rows = 0
         else:
             n_in, hidden, n_out = p["n_inputs"], [p["width"]] * p["depth"], 1
             extra_vars = extra_rows = 0
@@ -200,6 +210,10 @@ def method(
             options["criterion"] = criterion
     elif kind == "dense":
         name = "dense"
+    elif kind in ("gurobi-ml-loop", "dense-loop"):
+        if attack:
+            raise ValueError(f"{kind} has no attack stage (it is called as a user would)")
+        name = kind
     else:
         if attack:
             raise ValueError("the attack method is the attack stage; attack=True is redundant")
@@ -293,6 +307,49 @@ def verification_instances(
                     params,
                 )
             )
+    return out
+
+
+def mnistfc_instances(
+    hiddens: Iterable[Sequence[int]],
+    n_images: int,
+    radii: Sequence[float] = (0.03, 0.05),
+    *,
+    net_seed: int = 0,
+    seed: int = 0,
+    n_test: int = MNIST_TEST_IMAGES,
+) -> list[Instance]:
+    """VNN-COMP ``mnist_fc``-like instances: 784-input MLPs, L-infinity boxes around held-out
+    digits clipped to [0, 1], untargeted (every wrong class).
+
+    Examples
+    --------
+    >>> [i.id for i in mnistfc_instances([(256, 256)], 1)]
+    ['mnistfc-2x256-s0-img0094-r0.03', 'mnistfc-2x256-s0-img0094-r0.05']
+    """
+    out = []
+    for hidden in hiddens:
+        hidden = tuple(int(h) for h in hidden)
+        rng = np.random.default_rng([seed, 28, 2])  # the same images for every architecture
+        images = rng.choice(n_test, size=n_images, replace=False)
+        for image in images:
+            for radius in radii:
+                out.append(
+                    Instance(
+                        "verification",
+                        f"mnistfc-{_arch(hidden)}-s{net_seed}-img{int(image):04d}-r{radius:g}",
+                        {
+                            "dataset": "mnist",
+                            "size": 28,
+                            "hidden": list(hidden),
+                            "net_seed": int(net_seed),
+                            "image": int(image),
+                            "radius": float(radius),
+                            "norm": "linf",
+                            "target": "any",
+                        },
+                    )
+                )
     return out
 
 
@@ -470,7 +527,45 @@ def _cnn() -> Profile:
     )
 
 
-_BUILDERS = {"smoke": _smoke, "quick": _quick, "paper": _paper, "hard": _hard, "cnn": _cnn}
+def _mnistfc(reduced: bool = False) -> Profile:
+    methods = [method("gurobi-ml-loop"), method("dense-loop"), method("dense", attack=True)]
+    n_small, n_deep = (5, 2) if reduced else (15, 8)
+    instances = mnistfc_instances([(256, 256)], n_small) + mnistfc_instances(
+        [(256,) * 4, (256,) * 6], n_deep
+    )
+    if reduced:
+        return Profile(
+            "mnistfc-reduced",
+            tuple(instances),
+            tuple(methods),
+            time_limit=60.0,
+            threads=2,
+            description="the mnistfc protocol on fewer properties (256x2: 5 digits, 256x4 and "
+            "256x6: 2 digits, both radii) with 60 s per run, for a shared machine",
+        )
+    return Profile(
+        "mnistfc",
+        tuple(instances),
+        tuple(methods),
+        time_limit=120.0,
+        threads=2,
+        description="VNN-COMP mnist_fc-like verification: 784-256x2/x4/x6 MLPs trained on the "
+        "bundled MNIST digits, L-infinity radii 0.03 and 0.05 around held-out digits clipped "
+        "to [0, 1], untargeted; gurobi-ml's per-class loop, the package's embedding in the "
+        "same loop and find_adversarial(target='any') side by side; 120 s, 2 threads "
+        "(256x4/x6 do not fit gurobi-ml under the size-limited licence and are skipped for it)",
+    )
+
+
+_BUILDERS = {
+    "smoke": _smoke,
+    "quick": _quick,
+    "paper": _paper,
+    "hard": _hard,
+    "cnn": _cnn,
+    "mnistfc": _mnistfc,
+    "mnistfc-reduced": lambda: _mnistfc(reduced=True),
+}
 PROFILES = tuple(_BUILDERS)
 
 

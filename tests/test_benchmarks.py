@@ -723,3 +723,75 @@ def test_cli_rejects_bad_values_with_an_argparse_error(argv, message, capsys):
     assert message in err
     if "unknown method" in message:
         assert "valid: gurobi-ml" in err and "surrogate-0.8" in err
+
+
+# ------------------------------------------------------------------------------ mnistfc
+
+
+def linf_digits_instances(radii=(0.02, 0.3)) -> list[Instance]:
+    """Untargeted L-infinity instances on the 8x8 digits (the mnistfc protocol, tiny)."""
+    base = digits_instances(1)[0]
+    return [
+        Instance(
+            "verification",
+            f"mnistfc-1x8-digits-r{r:g}",
+            {**base.params, "radius": r, "norm": "linf", "target": "any"},
+        )
+        for r in radii
+    ]
+
+
+def test_mnistfc_profiles_and_instances():
+    from benchmarks.suites import mnistfc_instances
+
+    full, reduced = get_profile("mnistfc"), get_profile("mnistfc-reduced")
+    assert [m.name for m in full.methods] == ["gurobi-ml-loop", "dense-loop", "dense+attack"]
+    archs = {tuple(i.params["hidden"]) for i in full.instances}
+    assert archs == {(256,) * 2, (256,) * 4, (256,) * 6}
+    assert {i.params["radius"] for i in full.instances} == {0.03, 0.05}
+    assert all(i.params["norm"] == "linf" and i.params["target"] == "any" for i in full.instances)
+    assert len(full.instances) == 2 * (15 + 8 + 8) and full.time_limit == 120.0
+    assert len(reduced.instances) == 2 * (5 + 2 + 2) and reduced.time_limit == 60.0
+    assert mnistfc_instances([(256, 256)], 3) == mnistfc_instances([(256, 256)], 3)
+
+
+def test_class_loops_and_find_adversarial_agree_on_untargeted_linf_instances():
+    from benchmarks.mnistfc import format_mnistfc, mnistfc_summary
+
+    records = []
+    for inst in linf_digits_instances():
+        data = bm.load_instance(inst)
+        assert data.untargeted and type(data.domain).__name__ == "LinfBall"
+        run = {}
+        for spec in (method("gurobi-ml-loop"), method("dense-loop"), method("dense", attack=True)):
+            rec = bm.run_method(inst, spec, time_limit=30.0)
+            assert rec["status"] in ("adversarial", "robust"), rec.get("error")
+            if rec["status"] == "adversarial":  # judged by a float64 torch pass, any class
+                assert rec["found"] and rec["dense_margin"] < 0 and rec["in_domain"]
+            run[spec.name] = rec["status"]
+            records.append({**rec, "instance": inst.id, "method": spec.name, "time_limit": 30.0})
+        assert len(set(run.values())) == 1, run  # the three methods agree
+    rows = mnistfc_summary(records)
+    assert {r["method"] for r in rows} == {"gurobi-ml-loop", "dense-loop", "dense+attack"}
+    assert all(r["wrong"] == 0 and r["solved"] == 2 for r in rows)
+    assert "geomean" in format_mnistfc(rows)
+
+
+def test_mnistfc_summary_flags_contradicted_proofs():
+    from benchmarks.mnistfc import mnistfc_summary
+
+    records = [
+        {"instance": "mnistfc-2x256-a", "method": "gurobi-ml-loop", "status": "adversarial",
+         "found": True, "runtime": 4.0, "time_limit": 60},
+        {"instance": "mnistfc-2x256-a", "method": "dense-loop", "status": "robust",
+         "runtime": 2.0, "time_limit": 60},
+        {"instance": "mnistfc-2x256-b", "method": "gurobi-ml-loop", "status": "unknown",
+         "runtime": 60.0, "time_limit": 60},
+        {"instance": "mnistfc-2x256-b", "method": "dense-loop", "status": "robust",
+         "runtime": 6.0, "time_limit": 60},
+    ]  # fmt: skip
+    rows = {r["method"]: r for r in mnistfc_summary(records)}
+    assert rows["dense-loop"]["wrong"] == 1 and rows["gurobi-ml-loop"]["wrong"] == 0
+    assert rows["dense-loop"]["total_ratio"] == pytest.approx(64.0 / 8.0)
+    assert rows["dense-loop"]["geomean_ratio"] == pytest.approx(math.sqrt(2.0 * 10.0))
+    assert rows["dense-loop"]["min_ratio"] == pytest.approx(2.0)

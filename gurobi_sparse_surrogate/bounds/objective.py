@@ -308,15 +308,20 @@ def _bound_output_objective(network, domain, c, offset, bounds, steps, lr, bound
     history = [float(first.sum())]
     taken = 0
     if params and steps:
-        optimizer = torch.optim.Adam(params, lr=lr)
-        for _ in range(steps):
-            optimizer.zero_grad()
+        # Adam, written out: torch.optim's first step imports seconds of machinery.
+        first_moment = [torch.zeros_like(a) for a in params]
+        second_moment = [torch.zeros_like(a) for a in params]
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        for step in range(1, steps + 1):
             value = relaxed_lower(alphas)
-            (-value.sum()).backward()
-            optimizer.step()
+            grads = torch.autograd.grad(-value.sum(), params)
             with torch.no_grad():
-                for a in params:
-                    a.clamp_(0.0, 1.0)
+                for a, g, m1, m2 in zip(params, grads, first_moment, second_moment, strict=True):
+                    m1.mul_(beta1).add_(g, alpha=1 - beta1)
+                    m2.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                    m1_hat = m1 / (1 - beta1**step)
+                    m2_hat = m2 / (1 - beta2**step)
+                    a.sub_(lr * m1_hat / (m2_hat.sqrt() + eps)).clamp_(0.0, 1.0)
                 value = relaxed_lower(alphas)
             taken += 1
             history.append(float(value.sum()))
