@@ -325,7 +325,7 @@ def mnistfc_instances(
     Examples
     --------
     >>> [i.id for i in mnistfc_instances([(256, 256)], 1)]
-    ['mnistfc-2x256-s0-img0094-r0.03', 'mnistfc-2x256-s0-img0094-r0.05']
+    ['mnistfc-2x256-s0-img0481-r0.03', 'mnistfc-2x256-s0-img0481-r0.05']
     """
     out = []
     for hidden in hiddens:
