@@ -112,3 +112,20 @@ def test_files_that_are_not_network_files(tmp_path):
     junk.write_bytes(b"not a torch file")
     with pytest.raises(DatasetFormatError, match="is not a network file of save_network"):
         load_network(junk)
+
+
+# ------------------------------------------------------------------------------ IDX files
+
+
+def test_idx_files_that_are_cut_short_or_cannot_be_written(tmp_path):
+    from gurobi_sparse_surrogate.data.idx import read_idx, write_idx
+
+    path = tmp_path / "x-idx3-ubyte"
+    # a 3-D uint8 header (magic 0 0 8 3) that stops after one of its three dimensions
+    path.write_bytes(bytes([0, 0, 8, 3]) + np.asarray([2], dtype=">u4").tobytes())
+    with pytest.raises(DatasetFormatError, match="truncated IDX header"):
+        read_idx(path)
+    with pytest.raises(ValueError, match="IDX files hold 1 to 255 dimensions, got 0"):
+        write_idx(path, np.uint8(3))
+    with pytest.raises(TypeError, match="IDX files cannot hold complex128"):
+        write_idx(path, np.zeros(3, dtype=complex))

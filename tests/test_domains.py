@@ -455,3 +455,39 @@ def test_project_torch_and_single_points():
         ball.project(np.zeros(3))
     with pytest.raises(InvalidDomainError, match="NaN"):
         ball.project(np.full(10, np.nan))
+
+
+def test_more_bad_arguments_are_named(env):
+    ball = L1Ball(np.full(3, 0.5), 1.0)
+    with pytest.raises(InvalidDomainError, match="center must be numeric, got 'abc'"):
+        LinfBall("abc", 0.1)
+    with pytest.raises(InvalidDomainError, match="radius must be a number, got 'wide'"):
+        L1Ball([0.5, 0.5], "wide")
+    with pytest.raises(InvalidDomainError, match="center must be finite"):
+        L1Ball([0.5, np.inf], 1.0, lower=-np.inf, upper=np.inf)
+    with pytest.raises(InvalidDomainError, match="NaN or infinite values"):
+        ball.first_layer_bounds(sp.csr_array(np.array([[1.0, np.inf, 0.0]])), np.zeros(1))
+    with pytest.raises(InvalidDomainError, match="NaN or infinite values"):
+        ball.first_layer_bounds(sp.csr_array(np.ones((1, 3))), np.array([np.nan]))
+    with pytest.raises(ShapeMismatchError, match=r"points must have shape \(3,\) or \(k, 3\)"):
+        ball.contains(np.zeros(4))
+    with pytest.raises(ShapeMismatchError, match=r"points must have shape"):
+        ball.project(np.zeros((2, 2, 3)))
+    with pytest.raises(InvalidDomainError, match="cannot project a point that contains NaN"):
+        ball.project([0.5, np.nan, 0.5])
+    with pytest.raises(ValueError, match="n_points must be a non-negative integer, got -1"):
+        ball.sample(-1)
+    with pytest.raises(ValueError, match="n_points must be a non-negative integer, got 1.5"):
+        ball.sample(1.5)
+    with gp.Model(env=env) as model:
+        x = model.addMVar(3, lb=-gp.GRB.INFINITY)
+        with pytest.raises(ValueError, match="encoding must be 'abs' or 'split', got 'ell1'"):
+            ball.add_to_model(model, x, encoding="ell1")
+        with pytest.raises(TypeError, match="sequence of Var, got int"):
+            ball.add_to_model(model, 3)
+        with pytest.raises(TypeError, match="MVar or a sequence of gurobipy Var"):
+            ball.add_to_model(model, [1, 2, 3])
+        # a single Var is a sequence of one variable
+        with pytest.raises(ShapeMismatchError, match="1 input variables given; the domain has"):
+            ball.add_to_model(model, model.addVar())
+    assert ball.sample(0).shape == (0, 3)

@@ -526,3 +526,44 @@ def test_misspelled_dense_or_embed_options_fail_before_the_swap():
         with SurrogateSwap(m, pc, surrogate=0.5, embed_options={"relu": "max"}):
             pass  # pragma: no cover - refused before entering
     assert sizes(m) == before
+
+
+def test_a_spent_surrogate_budget_skips_the_rest_of_the_schedule(monkeypatch):
+    import time as real_time
+    import types
+
+    import gurobi_sparse_surrogate.surrogate.swap as swap_module
+
+    # a clock that jumps 60 s while the first surrogate is solved: more than the surrogates'
+    # budget (0.5 x 100 s), less than the time limit, so the dense fallback still runs
+    clock = {"offset": 0.0}
+    monkeypatch.setattr(
+        swap_module,
+        "time",
+        types.SimpleNamespace(perf_counter=lambda: real_time.perf_counter() + clock["offset"]),
+    )
+    net = random_network(2, 4, (8, 8), 2)
+    m = quiet_model()
+    x = m.addMVar(4, lb=0, ub=1)
+    pc = add_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 0], gp.GRB.MAXIMIZE)
+    optimum = solve(m)
+    swap = SurrogateSwap(m, pc, surrogate=[0.9, 0.5, 0.3])
+    install = swap.install_surrogate
+    installed = []
+
+    def install_and_spend(index=0):
+        installed.append(index)
+        constr = install(index)
+        if index == 0 and len(installed) == 1:
+            clock["offset"] += 60.0
+        return constr
+
+    monkeypatch.setattr(swap, "install_surrogate", install_and_spend)
+    result = swap.optimize(time_limit=100, surrogate_share=0.5)
+    names = [p["name"] for p in result.phases]
+    assert "surrogate 1" not in names and "surrogate 2" not in names
+    assert names[0] == "surrogate 0" and names[-1] == "dense"
+    assert installed == [0]  # no other surrogate was embedded
+    assert result.status == "optimal"
+    assert result.objective == pytest.approx(optimum, rel=MIP_GAP, abs=1e-6)
