@@ -795,3 +795,47 @@ def test_mnistfc_summary_flags_contradicted_proofs():
     assert rows["dense-loop"]["total_ratio"] == pytest.approx(64.0 / 8.0)
     assert rows["dense-loop"]["geomean_ratio"] == pytest.approx(math.sqrt(2.0 * 10.0))
     assert rows["dense-loop"]["min_ratio"] == pytest.approx(2.0)
+
+
+def test_task_selection_and_results_file_edge_cases(tmp_path, monkeypatch):
+    import warnings
+
+    import gurobipy as gp
+
+    import benchmarks.runner as runner
+    import gurobi_sparse_surrogate as gss
+
+    profile = tiny_profile([method("attack"), method("gurobi-ml")])
+    with pytest.raises(ValueError, match=r"methods \['magic'\] are not in profile 'tiny'"):
+        make_tasks(profile, methods=["magic", "attack"])
+    assert {t.method.name for t in make_tasks(profile, methods=["attack"])} == {"attack"}
+    assert make_tasks(profile, suites=["maximization"]) == []
+    # blank lines, JSON that is not a record, and records without their key are skipped
+    path = tmp_path / "odd.jsonl"
+    good = {"suite": "verification", "instance": "i", "method": "attack", "status": "unknown"}
+    path.write_text(
+        "\n".join(["", json.dumps([1, 2]), json.dumps({"suite": "verification"}), json.dumps(good)])
+        + "\n"
+    )
+    assert read_results(path) == [good]
+
+    # the environment says when there is no licence at all, and a run still gets recorded
+    def no_licence():
+        raise gp.GurobiError(10009, "No Gurobi license found")
+
+    monkeypatch.setattr(gss, "license_is_size_limited", no_licence)
+    env = runner.environment.__wrapped__(3)
+    assert env["licence"] == "unavailable (GurobiError: No Gurobi license found)"
+    assert env["threads"] == 3 and env["gurobi_sparse_surrogate"] == gss.__version__
+
+    def broken_environment(threads):
+        raise OSError("no hostname")
+
+    monkeypatch.setitem(bm.METHODS, "fake", lambda *a: {"status": "unknown", "x": None})
+    monkeypatch.setattr(runner, "environment", broken_environment)
+    rec = execute_task(Task(digits_instances(1)[0], MethodSpec("f", "fake"), 1.0, 1))
+    assert rec["env"] == {"error": "OSError('no hostname')"} and rec["status"] == "unknown"
+    with warnings.catch_warnings():
+        torch.set_num_threads(2)
+        runner._init_worker()
+        assert torch.get_num_threads() == 1
