@@ -839,3 +839,15 @@ def test_task_selection_and_results_file_edge_cases(tmp_path, monkeypatch):
         torch.set_num_threads(2)
         runner._init_worker()
         assert torch.get_num_threads() == 1
+
+
+def test_instances_name_their_suite_and_size():
+    with pytest.raises(ValueError, match="unknown suite 'sorting'"):
+        Instance("sorting", "x", {})
+    (inst,) = verification_instances([18], [(32, 16)], 1, seed=0)
+    # gurobi-ml's dense embedding on 18x18 inputs in an L1 ball: 2 variables per neuron, the
+    # inputs and one absolute value each, the 10 outputs
+    n_in, neurons = 18 * 18, 32 + 16
+    assert inst.estimated_size() == (2 * n_in + 2 * neurons + 10, neurons + 10 + 2 * n_in + 1)
+    assert inst.network_key() == ("v", "mnist", 18, (32, 16), inst.params["net_seed"])
+    assert "32-16" in inst.id
