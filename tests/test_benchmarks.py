@@ -457,15 +457,20 @@ def test_bounding_method_option_is_the_one_the_package_uses(monkeypatch):
         return result
 
     monkeypatch.setattr(gss, "find_adversarial", spy)
-    inst = digits_instances(1)[0]
+    # an L1 radius large enough that the answer takes a MILP (smaller ones are proved robust
+    # before any model is built), so that an embedding is bounded
+    base = digits_instances(1)[0]
+    inst = Instance(base.suite, base.id + "-r10", {**base.params, "radius": 10.0})
     records = {}
-    for bounds in ("interval", "linear"):
+    for bounds, stages in (("interval", {"interval"}), ("linear", {"interval", "linear"})):
         rec = bm.run_method(inst, method("dense", bounds=bounds), time_limit=20.0)
         kwargs, result = seen[-1]
         assert kwargs["bounds"] == bounds and rec["ignored_options"] == []
-        # the embedding that was solved was bounded by that method
-        assert result.model_stats["dense"]["bounds_method"] == bounds
-        assert rec["unstable"] == sum(r["unstable"] for r in result.model_stats["dense"]["layers"])
+        # the embedding that was solved was bounded by that method, with its stages
+        stats = result.model_stats["dense"]
+        assert stats["bounds_method"] == bounds
+        assert {row["stage"] for row in stats["bounds_stages"]} == stages
+        assert rec["unstable"] == sum(r["unstable"] for r in stats["layers"])
         records[bounds] = rec
     assert records["linear"]["unstable"] <= records["interval"]["unstable"]
 
@@ -524,6 +529,11 @@ def test_dask_scheduler_runs_the_grid_on_a_local_cluster(tmp_path, monkeypatch):
             uploaded.extend(archive.namelist())
 
     monkeypatch.setattr(Client, "upload_file", upload_file)
+    # the worker start-up ignores SIGINT, which only a process's main thread may do: this
+    # cluster's worker is a thread of the test's process, so only the thread count is set
+    import benchmarks.runner as runner
+
+    monkeypatch.setattr(runner, "_init_worker", lambda: torch.set_num_threads(1))
     profile = tiny_profile([method("attack")], instances=digits_instances(2))
     out = tmp_path / "res.jsonl"
     with LocalCluster(
@@ -798,8 +808,6 @@ def test_mnistfc_summary_flags_contradicted_proofs():
 
 
 def test_task_selection_and_results_file_edge_cases(tmp_path, monkeypatch):
-    import warnings
-
     import gurobipy as gp
 
     import benchmarks.runner as runner
@@ -831,14 +839,10 @@ def test_task_selection_and_results_file_edge_cases(tmp_path, monkeypatch):
     def broken_environment(threads):
         raise OSError("no hostname")
 
-    monkeypatch.setitem(bm.METHODS, "fake", lambda *a: {"status": "unknown", "x": None})
+    monkeypatch.setitem(bm.RUNNERS, "fake", lambda *a: {"status": "unknown", "x": None})
     monkeypatch.setattr(runner, "environment", broken_environment)
     rec = execute_task(Task(digits_instances(1)[0], MethodSpec("f", "fake"), 1.0, 1))
     assert rec["env"] == {"error": "OSError('no hostname')"} and rec["status"] == "unknown"
-    with warnings.catch_warnings():
-        torch.set_num_threads(2)
-        runner._init_worker()
-        assert torch.get_num_threads() == 1
 
 
 def test_instances_name_their_suite_and_size():
