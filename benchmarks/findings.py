@@ -126,8 +126,16 @@ def tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         out["e"] += _rows(
             frame,
             "maximization",
-            [(s, "dense"), (s, "gurobi-ml"), (f"{s}-bound-aware", s), (f"{s}-neuron", s)],
+            [
+                (s, "dense"),
+                (s, "gurobi-ml"),
+                (f"{s}-max", "dense-max"),
+                (f"{s}-max", "gurobi-ml"),
+                (f"{s}-bound-aware", s),
+                (f"{s}-neuron", s),
+            ],
         )
+    out["e"] += _rows(frame, "maximization", [("dense", "gurobi-ml"), ("dense-max", "gurobi-ml")])
     return {
         k: pd.DataFrame(v, columns=[c for c in COLUMNS if c != "profile"]) for k, v in out.items()
     }

@@ -164,11 +164,15 @@ def method(
     attack: bool = False,
     bounds: str | None = None,
     criterion: str = "magnitude",
+    relu_formulation: str | None = None,
+    suites: Sequence[str] | None = None,
 ) -> MethodSpec:
     """Build a :class:`MethodSpec` with its canonical name.
 
     ``bounds`` (``dense`` and ``surrogate`` only) names a bounding method other than the
     package's default (``"auto"``); it becomes a suffix of the name, as in ``dense-interval``.
+    ``relu_formulation="max"`` (``dense`` and ``surrogate``) uses Gurobi's max constraints
+    instead of big-M rows (suffix ``-max``); ``suites`` restricts the method to those suites.
 
     Examples
     --------
@@ -223,6 +227,20 @@ def method(
             raise ValueError(f"bounds= applies to dense and surrogate methods, not {kind}")
         name += f"-{bounds}"
         options["bounds"] = bounds
+    if relu_formulation is not None:
+        if kind not in ("dense", "surrogate") or relu_formulation not in ("bigm", "max"):
+            raise ValueError(
+                f"relu_formulation= takes 'bigm' or 'max' for dense and surrogate methods; got "
+                f"{relu_formulation!r} for {kind}"
+            )
+        if relu_formulation == "max":
+            name += "-max"
+            options["relu_formulation"] = "max"
+    if suites is not None:
+        unknown = set(suites) - set(SUITES)
+        if unknown:
+            raise ValueError(f"unknown suites {sorted(unknown)}; expected some of {SUITES}")
+        options["suites"] = list(suites)
     return MethodSpec(name + ("+attack" if attack else ""), kind, options)
 
 
@@ -253,8 +271,14 @@ class Profile:
     description: str = ""
 
     def tasks(self) -> list[tuple[Instance, MethodSpec]]:
-        """Every (instance, method) pair, instance-major (all methods of an instance together)."""
-        return [(i, m) for i in self.instances for m in self.methods]
+        """Every (instance, method) pair, instance-major (all methods of an instance together);
+        a method restricted to some suites (``options["suites"]``) runs only on those."""
+        return [
+            (i, m)
+            for i in self.instances
+            for m in self.methods
+            if i.suite in m.options.get("suites", SUITES)
+        ]
 
 
 # ------------------------------------------------------------------------------ instances
@@ -486,6 +510,11 @@ def _hard() -> Profile:
         method("surrogate", rate=0.8, finetune=True),
         method("surrogate", rate=0.8, structure="neuron"),
         *[method("surrogate", rate=0.8, criterion=c) for c in ("bound", "activation", "random")],
+        # on the largest random networks the big-M rows exceed the licence; max constraints fit
+        *[
+            method(k, rate=r, relu_formulation="max", suites=["maximization"])
+            for k, r in (("dense", None), ("surrogate", 0.8))
+        ],
     ]
     instances = hard_instances(("sat", "open")) + hard_instances(("unsat",), limit=4)
     # the largest random networks whose gurobi-ml embedding fits the size-limited licence
