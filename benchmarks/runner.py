@@ -145,16 +145,21 @@ def environment(threads: int = 1) -> dict[str, Any]:
 
 
 def _init_worker() -> None:
-    """Worker start-up: one torch thread, so that one run uses one core.
-
-    A worker leaves interrupts to the runner (which terminates its workers when it is
-    interrupted) and exits by itself when the runner is gone (killed with no chance to clean
-    up), instead of running its task to the time limit for nobody.
-    """
+    """Worker start-up: one torch thread, so that one run uses one core."""
     import torch
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def _init_local_worker() -> None:
+    """Start-up of a local worker process: :func:`_init_worker`, and no orphan.
+
+    A local worker leaves interrupts to the runner (which terminates its workers when it is
+    interrupted) and exits by itself when the runner is gone (killed with no chance to clean
+    up), instead of running its task to the time limit for nobody.
+    """
+    _init_worker()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
@@ -305,7 +310,7 @@ def _local(tasks: list[Task], jobs: int) -> Iterator[dict[str, Any]]:
             torch.set_num_threads(threads)
         return
     context = multiprocessing.get_context("spawn")  # torch + gurobipy + fork is fragile
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_local_worker) as pool:
         futures = {pool.submit(execute_task, task): task for task in tasks}
         try:
             for future in as_completed(futures):
