@@ -189,6 +189,9 @@ def test_shape_mismatch_and_bad_arguments(net, tmp_path):
         verify(net, "prop.vnnlib")
     with pytest.raises(ValueError, match="time_limit"):
         verify(net, spec, time_limit=0)
+    spec = prop(tmp_path, box_text([0.0] * 4, [1.0] * 4) + "(assert (>= Y_0 0))", 4, 3)
+    with pytest.raises(ValueError, match="'stpes'.*steps, restarts"):
+        verify(net, spec, attack_options={"stpes": 3})
 
 
 def test_undecided_verdicts_say_why(tmp_path):

@@ -30,6 +30,8 @@ __all__ = ["VerificationResult", "verify"]
 
 log = logging.getLogger(__name__)
 
+#: Keys of ``verify(..., attack_options=...)``.
+ATTACK_OPTIONS = ("steps", "restarts", "step_size", "time_budget")
 #: Verdicts of :func:`verify` (``"error"`` is the command line's, for a run that failed).
 STATUSES = ("sat", "unsat", "unknown", "timeout")
 
@@ -232,6 +234,12 @@ def verify(
         raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}")
     if not isinstance(spec, VnnlibProperty):
         raise TypeError(f"spec must be a VnnlibProperty (load_vnnlib), got {type(spec).__name__}")
+    unknown = sorted(set(attack_options or {}) - set(ATTACK_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown attack option(s) {', '.join(map(repr, unknown))}; valid options are "
+            f"{', '.join(ATTACK_OPTIONS)}"
+        )
     forward = Float64Network(network)
     _sizes(forward, spec)
     result = VerificationResult("unknown", "")
