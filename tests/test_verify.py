@@ -249,10 +249,7 @@ def test_convolutional_networks(tmp_path):
         small = prop(tmp_path, box_text(x0 - radius, x0 + radius) + not_class(label, 3), 36, 3)
         wide_box = (x0 - 4.0, x0 + 4.0)
         wide = prop(tmp_path, box_text(*wide_box) + not_class(label, 3), 36, 3)
-        if isinstance(pool, nn.AvgPool2d):
-            assert verify(net, small, time_limit=20).status == "unsat"
-        else:  # max pooling has no bounds yet: no proof and no MILP, but attacks work
-            result = verify(net, small, time_limit=20)
-            assert result.status == "unknown" and "max pool" in result.reason
+        result = verify(net, small, time_limit=20)
+        assert result.status == "unsat", result.summary()
         assert counterexample_off_centre(net, *wide_box, label)
         check_sat(verify(net, wide, time_limit=20), net, wide)
