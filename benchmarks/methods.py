@@ -194,7 +194,7 @@ def classifier(instance: Instance, cache_dir: str | None = None):
     (network, (X_train, y_train), (X_test, y_test), test_accuracy)
     """
     from gurobi_sparse_surrogate import datasets
-    from gurobi_sparse_surrogate.data import datasets as training_code
+    from gurobi_sparse_surrogate.data import checks, loaders, models, training
 
     from .suites import TRAIN_EPOCHS
 
@@ -211,7 +211,11 @@ def classifier(instance: Instance, cache_dir: str | None = None):
     if cache_dir is not None:
         arch = "x".join(map(str, hidden))
         # keyed by the training code too, so that a change to it retrains
-        code = hashlib.sha256(Path(training_code.__file__).read_bytes()).hexdigest()[:10]
+        # the code that makes the data and trains the network: a change retrains
+        sources = b"".join(
+            Path(m.__file__).read_bytes() for m in (checks, loaders, models, training)
+        )
+        code = hashlib.sha256(sources).hexdigest()[:10]
         name = f"bench-mnist{p['size']}-{arch}-s{seed}-e{TRAIN_EPOCHS}-{code}"
         cache = Path(cache_dir) / name
         files = (cache.with_suffix(".pt"), cache.with_suffix(".npz"))
@@ -431,13 +435,17 @@ def _history(history: Any) -> list:
     return _jsonable(items)
 
 
-def _call(fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, list[str]]:
-    """Call ``fn`` with the keyword arguments it accepts; return the ignored ones."""
+def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; a keyword argument it does not accept fails, naming it (never dropped)."""
     params = inspect.signature(fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(*args, **kwargs), []
-    ignored = sorted(k for k in kwargs if k not in params)
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params}), ignored
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(k for k in kwargs if k not in params)
+        if unknown:
+            raise TypeError(
+                f"{getattr(fn, '__name__', fn)} does not accept {unknown}; it accepts "
+                f"{sorted(params)}"
+            )
+    return fn(*args, **kwargs)
 
 
 def _formulation_stats(stats: dict[str, Any] | None) -> dict[str, Any]:
@@ -748,9 +756,9 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
     if data.verification:
         target = "any" if data.untargeted else "runner-up"
         kwargs.update(target=target, true_label=None, stop_at_first=True)
-        res, ignored = _call(fn, data.network, data.x0, data.domain, **kwargs)
+        res = _call(fn, data.network, data.x0, data.domain, **kwargs)
     else:
-        res, ignored = _call(fn, data.network, data.domain, **kwargs)
+        res = _call(fn, data.network, data.domain, **kwargs)
     if getattr(res, "interrupted", False):
         raise KeyboardInterrupt("the run was interrupted: it is not recorded")
     elapsed = time.perf_counter() - start
@@ -759,7 +767,7 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
         "package_status": getattr(res, "status", None),
         "package_runtime": getattr(res, "runtime", None),
         "history": getattr(res, "history", None),
-        "ignored_options": ignored,
+        "ignored_options": [],  # none: an option the package does not accept raises
         "runtime": elapsed,
     }
     for key in ("attack_seconds", "pruning_seconds", "bounding_seconds"):

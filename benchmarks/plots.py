@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report import BASELINE, _ran, method_order, paired  # noqa: E402
+from .frames import BASELINE, method_order, paired, ran_only  # noqa: E402
 
 _PAIRS = (("gurobi-ml", "paper-{r:g}"), ("dense", "surrogate-{r:g}"))
 
@@ -195,7 +195,7 @@ def scatter_verification_figure(frame: pd.DataFrame) -> plt.Figure | None:
 
 def success_vs_rate(frame: pd.DataFrame, path: Path) -> bool:
     """Share of verification instances solved against the pruning rate."""
-    data = _ran(frame[frame["suite"] == "verification"])
+    data = ran_only(frame[frame["suite"] == "verification"])
     if data.empty:
         return False
     share = data.groupby("method")["found"].mean()

