@@ -274,7 +274,7 @@ def batch_norm_affine(
     scale = 1.0 / np.sqrt(var + eps)
     if gamma is not None:
         scale = scale * gamma
-    shift = -mean * scale
+    shift = 0.0 - mean * scale  # +0.0, not -0.0, for a zero mean
     if beta is not None:
         shift = shift + beta
     per_channel = math.prod(shape[1:])
