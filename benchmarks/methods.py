@@ -785,6 +785,9 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
     else:
         out.update(_formulation_stats(model_stats))
     out["found_by"] = getattr(res, "found_by", None)
+    for key in ("reason", "proven_classes", "proof_seconds"):
+        if getattr(res, key, None) is not None:
+            out[f"package_{key}"] = getattr(res, key)
     if data.verification:
         out["status"] = getattr(res, "status", "unknown")
         out["time_to_first"] = getattr(res, "time_to_first", None)
