@@ -268,8 +268,9 @@ def batch_norm_affine(
 
     Examples
     --------
-    >>> batch_norm_affine((2,), np.zeros(2), np.ones(2) - 1e-5, 1e-5, None, None)
-    (array([1., 1.]), array([0., 0.]))
+    >>> scale, shift = batch_norm_affine((2, 1), np.ones(2), np.full(2, 4.0), 0.0, None, None)
+    >>> scale.tolist(), shift.tolist()
+    ([0.5, 0.5], [-0.5, -0.5])
     """
     scale = 1.0 / np.sqrt(var + eps)
     if gamma is not None:
