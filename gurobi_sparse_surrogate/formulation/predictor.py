@@ -300,7 +300,8 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             )
             self._output.LB = np.where(np.isfinite(lo), lo, -gp.GRB.INFINITY)
             self._output.UB = np.where(np.isfinite(hi), hi, gp.GRB.INFINITY)
-        self.tolerance_changes = keep_exact(gp_model, self._largest_big_m(), self._name)
+        label = f"embedding of {type(self.predictor).__name__} ({self.layers[0].n_in} inputs)"
+        self.tolerance_changes = keep_exact(gp_model, self._largest_big_m(), label)
         self._mip_model(**kwargs)
         gp_model.update()
         self._added_nonzeros = gp_model.NumNZs - nonzeros_before
