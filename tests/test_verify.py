@@ -9,6 +9,7 @@ from conftest import forward64, random_network
 from torch import nn
 
 from gurobi_sparse_surrogate import (
+    InvalidOptionError,
     ShapeMismatchError,
     VerificationResult,
     load_vnnlib,
@@ -190,8 +191,24 @@ def test_shape_mismatch_and_bad_arguments(net, tmp_path):
     with pytest.raises(ValueError, match="time_limit"):
         verify(net, spec, time_limit=0)
     spec = prop(tmp_path, box_text([0.0] * 4, [1.0] * 4) + "(assert (>= Y_0 0))", 4, 3)
-    with pytest.raises(ValueError, match="'stpes'.*steps, restarts"):
+    with pytest.raises(InvalidOptionError, match="'stpes'.*steps, restarts"):
         verify(net, spec, attack_options={"stpes": 3})
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"proof_bounds": "lineer"}, "proof_bounds 'lineer'"),
+        ({"bounds": "lineer"}, "bounding method 'lineer'"),
+        ({"bound_options": {"lp_tim": 1}}, "lp_tim"),
+        ({"relu_formulation": "bigmm"}, "relu_formulation 'bigmm'"),
+    ],
+)
+def test_misspelled_options_raise_instead_of_an_unknown_verdict(net, tmp_path, options, match):
+    """Each of these used to be swallowed into an 'unknown' (or a MILP-only) verdict."""
+    spec = prop(tmp_path, box_text([0.0] * 4, [1.0] * 4) + "(assert (>= Y_0 1e6))", 4, 3)
+    with pytest.raises(InvalidOptionError, match=match):
+        verify(net, spec, time_limit=5, attack=False, **options)
 
 
 def test_undecided_verdicts_say_why(tmp_path):

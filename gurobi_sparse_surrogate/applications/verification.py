@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from ..bounds.problem import METHODS
 from ..domains import Box
-from ..exceptions import ShapeMismatchError, SparseSurrogateError
+from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
+from ..formulation.options import EmbeddingOptions
 from ..network.extraction import Float64Network, extract_layers
 from ..summaries import compact_repr
 from .common import check_time_limit
@@ -236,10 +238,17 @@ def verify(
         raise TypeError(f"spec must be a VnnlibProperty (load_vnnlib), got {type(spec).__name__}")
     unknown = sorted(set(attack_options or {}) - set(ATTACK_OPTIONS))
     if unknown:
-        raise ValueError(
+        raise InvalidOptionError(
             f"unknown attack option(s) {', '.join(map(repr, unknown))}; valid options are "
             f"{', '.join(ATTACK_OPTIONS)}"
         )
+    # Misspelled options fail here, not later as an "unknown" verdict (the stages below turn
+    # a SparseSurrogateError from a network they cannot handle into a reason).
+    if proof_bounds is not None and proof_bounds not in METHODS:
+        raise InvalidOptionError(
+            f"unknown proof_bounds {proof_bounds!r}; choose one of {sorted(METHODS)} or None"
+        )
+    EmbeddingOptions(relu_formulation=relu_formulation, bounds=bounds, bound_options=bound_options)
     forward = Float64Network(network)
     _sizes(forward, spec)
     result = VerificationResult("unknown", "")
