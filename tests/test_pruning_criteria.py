@@ -154,6 +154,27 @@ def test_bound_criterion_at_sparsity_zero_never_changes_an_output_on_the_domain(
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(ref).max()))
 
 
+@pytest.mark.parametrize("norm_after", [True, False])
+def test_bound_criterion_dead_neurons_with_batch_norm_stay_lossless(norm_after):
+    """A batch norm folded after the Linear turns zeroed rows into its shift: those neurons
+    are not dead by zeroing, so sparsity 0 must still change no output on the domain."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(6, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 3))
+    if not norm_after:  # the norm before the Linear is folded into its input: dead is dead
+        net = nn.Sequential(nn.BatchNorm1d(6), nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 3))
+    net = net.double().eval()
+    norm = net[1] if norm_after else net[0]
+    with torch.no_grad():
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2)
+        norm.weight.uniform_(-2, 2)
+        norm.bias.copy_(torch.linspace(-1, 1, norm.bias.numel(), dtype=torch.float64))
+    domain = LinfBall(np.full(6, 0.5), 0.05)
+    sparse = prune_network(net, 0.0, method="bound", domain=domain)
+    pts = domain.sample(300, rng=0)
+    np.testing.assert_allclose(network_forward(sparse, pts), network_forward(net, pts), atol=1e-9)
+
+
 def test_instance_aware_methods_need_a_matching_domain():
     net = mlp([3, 4, 2])
     for method in INSTANCE_AWARE:

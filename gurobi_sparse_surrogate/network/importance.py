@@ -139,5 +139,12 @@ def bound_scores(
         w = effective_parameter(module, "weight").to(torch.float64).abs()
         scores.append((w * reach.reshape(1, -1)).to(module.weight.dtype))
         upper = torch.as_tensor(bounds.upper[i][0])
-        dead.append((upper <= 0) if layers[i].relu else torch.zeros_like(upper, dtype=torch.bool))
+        # Zeroing the module's rows keeps a neuron at 0 only when nothing affine follows it
+        # inside the layer: a batch norm folded after it would turn the zero into its shift.
+        label = layers[i].name
+        folded_after = "module " in label[label.index(f"module {name}:") + 1 :]
+        if layers[i].relu and not folded_after:
+            dead.append(upper <= 0)
+        else:
+            dead.append(torch.zeros_like(upper, dtype=torch.bool))
     return scores, dead
