@@ -53,3 +53,18 @@ def test_benchmark_call_refuses_options_the_target_does_not_take():
     assert _call(target, 1, 2, time_limit=3.0) == (1, 2, 3.0)
     with pytest.raises(TypeError, match=r"does not accept \['bounds'\]"):
         _call(target, 1, 2, time_limit=3.0, bounds="lp")
+
+
+def test_misspelled_attack_option_names_it():
+    import numpy as np
+    import torch
+
+    from gurobi_sparse_surrogate import Box, InvalidOptionError, find_adversarial, maximize_output
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    box = Box(np.zeros(3), np.ones(3))
+    with pytest.raises(InvalidOptionError, match=r"\['step'\].*'steps'"):
+        find_adversarial(net, np.full(3, 0.5), box, attack_options={"step": 3})
+    with pytest.raises(InvalidOptionError, match="restarts must be"):
+        maximize_output(net, box, attack_options={"restarts": -1})

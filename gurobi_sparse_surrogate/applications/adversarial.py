@@ -19,7 +19,7 @@ from ..network.extraction import Float64Network, extract_layers
 from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
-from .attacks import pgd_attack
+from .attacks import AttackOptions, pgd_attack
 from .common import (
     build_fitting_input_model,
     check_time_limit,
@@ -316,7 +316,7 @@ def find_adversarial(
 
         if attack:
             options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
-            options.update(attack_options or {})
+            options.update(AttackOptions.check(attack_options))
             found = pgd_attack(
                 network,
                 x0,

@@ -18,9 +18,9 @@ L1 ball. Steps decay linearly to a tenth of that over the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..domains import Domain, L1Ball
-from ..exceptions import InvalidOptionError, ShapeMismatchError
+from ..exceptions import InvalidOptionError, ShapeMismatchError, reject_unknown_options
 from ..network.extraction import float64_copy
 
 __all__ = ["AttackResult", "MaximizeResult", "pgd_attack", "pgd_maximize"]
@@ -201,6 +201,49 @@ def _outputs(model: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- public
+
+
+@dataclass(frozen=True)
+class AttackOptions:
+    """The options of an application's attack stage (``attack_options=``), validated.
+
+    Defaults here are those of :func:`pgd_attack`; the applications give ``time_budget`` a
+    share of their time limit unless it is set. A misspelled key raises
+    :class:`~gurobi_sparse_surrogate.InvalidOptionError` naming it and the valid ones.
+
+    Examples
+    --------
+    >>> AttackOptions.check({"steps": 20})
+    {'steps': 20}
+    >>> AttackOptions.check({"step": 20})
+    Traceback (most recent call last):
+    ...
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown attack option(s) ['step']; \
+the valid ones are ['restarts', 'step_size', 'steps', 'time_budget']
+    """
+
+    steps: int = 100
+    restarts: int = 5
+    step_size: float | None = None
+    time_budget: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "restarts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise InvalidOptionError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("step_size", "time_budget"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise InvalidOptionError(f"{name} must be a positive number or None, got {value!r}")
+
+    @classmethod
+    def check(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``options`` as given (a dict), after checking every key and value."""
+        options = dict(options or {})
+        reject_unknown_options("attack option", options, (f.name for f in fields(cls)))
+        cls(**options)
+        return options
 
 
 def pgd_attack(

@@ -17,7 +17,7 @@ from ..network.extraction import Float64Network
 from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
-from .attacks import pgd_maximize
+from .attacks import AttackOptions, pgd_maximize
 from .common import (
     build_fitting_input_model,
     check_time_limit,
@@ -200,7 +200,7 @@ def maximize_output(
         start_point = None
         if attack:
             options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
-            options.update(attack_options or {})
+            options.update(AttackOptions.check(attack_options))
             warm = pgd_maximize(network, domain, output_index=output_index, seed=seed, **options)
             result.attack_seconds = warm.seconds
             start_point = warm.x
