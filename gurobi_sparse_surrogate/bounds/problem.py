@@ -186,6 +186,9 @@ class NetworkBounds:
         True when these bounds were answered from a
         :class:`~gurobi_sparse_surrogate.bounds.cache.BoundsCache` (``seconds`` is then 0
         and ``saved_seconds`` what computing them took).
+    input_lower, input_upper : numpy.ndarray or None
+        ``(k, n_in)``: the input box the bounds hold over (the input bounds intersected with
+        the domain's box); None for bounds given by the caller.
     """
 
     lower: list[np.ndarray]
@@ -195,6 +198,8 @@ class NetworkBounds:
     passes: dict[str, NetworkBounds] = field(default_factory=dict)
     cache_hit: bool = False
     saved_seconds: float = 0.0
+    input_lower: np.ndarray | None = None
+    input_upper: np.ndarray | None = None
 
     @property
     def report(self) -> list[dict]:
@@ -342,7 +347,18 @@ def compute_bounds(
             records = _run_pass(problem, method, outer)
     finally:
         _in_pass.reset(token)
-    return NetworkBounds(problem.lower, problem.upper, method, records, dict(problem.state.passes))
+    box_lo, box_hi = lo, hi
+    if domain is not None:
+        box_lo, box_hi = np.maximum(lo, domain.lower), np.minimum(hi, domain.upper)
+    return NetworkBounds(
+        problem.lower,
+        problem.upper,
+        method,
+        records,
+        dict(problem.state.passes),
+        input_lower=box_lo,
+        input_upper=box_hi,
+    )
 
 
 def _run_pass(problem: BoundingProblem, method: str, outer: bool) -> list[StageRecord]:

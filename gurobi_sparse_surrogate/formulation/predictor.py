@@ -360,6 +360,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         method, domain = self._options.bounds, self._options.domain
         if isinstance(method, NetworkBounds):
             method.check_shapes(self.layers, k)
+            self._check_bounds_cover_inputs(gp_model, method, domain)
             return method
         if not isinstance(method, str):
             raise TypeError(
@@ -388,6 +389,34 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             cache=self._options.bound_cache,
             options=self._options.bound_options,
         )
+
+    def _check_bounds_cover_inputs(self, gp_model, bounds: NetworkBounds, domain) -> None:
+        """Refuse bounds computed over a smaller input set than this model's inputs range over
+        (they would cut off reachable values: a silent wrong model)."""
+        if bounds.input_lower is None or bounds.input_upper is None:
+            return  # bounds given by the caller as arrays: the caller vouches for them
+        k = self._input.shape[0]
+        gp_model.update()
+        lower = np.asarray(self._input.LB, dtype=np.float64).reshape(k, -1)
+        upper = np.asarray(self._input.UB, dtype=np.float64).reshape(k, -1)
+        lower[lower <= -gp.GRB.INFINITY] = -np.inf
+        upper[upper >= gp.GRB.INFINITY] = np.inf
+        if domain is not None and getattr(domain, "n", None) == lower.shape[1]:
+            lower = np.maximum(lower, domain.lower)
+            upper = np.minimum(upper, domain.upper)
+        tol = 1e-9 * (1.0 + np.abs(bounds.input_lower))
+        below = lower < bounds.input_lower - tol
+        tol = 1e-9 * (1.0 + np.abs(bounds.input_upper))
+        above = upper > bounds.input_upper + tol
+        if below.shape == above.shape == bounds.input_lower.shape and (below | above).any():
+            bad = np.flatnonzero((below | above).any(axis=0))[:10].tolist()
+            raise InvalidOptionError(
+                f"bounds= were computed for inputs in a smaller box than the input variables "
+                f"range over (inputs {bad}): they would cut off reachable values; compute them "
+                "for these inputs, or pass the domain= they were computed with"
+            )
+        # A domain that is not a box (an L1 ball) may hold through the model's own constraints,
+        # so it is not checked here: the box is what the variables themselves promise.
 
     def _check_unbounded(self) -> None:
         if self.relu_formulation != "bigm":
