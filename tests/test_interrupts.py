@@ -47,7 +47,7 @@ with SurrogateSwap(m, pc, surrogate=0.5) as swap:
     result = swap.optimize(time_limit=600)
 m.update()
 print(json.dumps({"interrupted": result.interrupted, "status": result.status,
-                  "phases": [p["name"] for p in result.phases],
+                  "phases": [[p["name"], p.get("gurobi_status")] for p in result.phases],
                   "restored": (m.NumVars, m.NumConstrs) == before}), flush=True)
 """
 
@@ -141,7 +141,12 @@ def test_sigint_stops_the_whole_call(script, delay):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["interrupted"] is True
     if "restored" in result:
-        assert result["restored"] and "dense" not in result["phases"]
+        assert result["restored"]
+        # no phase starts after the interrupt: a solve that Ctrl-C ended is the last one
+        # (the interrupt may land in the surrogate phase or, on a fast machine, in the dense one)
+        statuses = [status for _, status in result["phases"]]
+        interrupted = [i for i, s in enumerate(statuses) if s == 11]  # GRB.INTERRUPTED
+        assert interrupted in ([], [len(statuses) - 1]), result["phases"]
     assert_none_left(token)
 
 

@@ -241,3 +241,23 @@ def test_find_adversarial_with_a_bound_aware_surrogate_is_judged_on_the_dense_ne
     assert r.status in ("adversarial", "robust")
     if r.status == "adversarial":
         assert int(network_forward(net, r.x).argmax()) != label
+
+
+def test_misspelled_pruning_options_are_named_at_every_boundary():
+    from gurobi_sparse_surrogate import InvalidOptionError, maximize_output
+
+    net = mlp([3, 4, 2])
+    m = gp.Model()
+    m.Params.OutputFlag = 0
+    x = m.addMVar(3, lb=0.0, ub=1.0)
+    pc = add_sparse_predictor_constr(m, net, x)
+    before = m.NumVars
+    with pytest.raises(InvalidOptionError, match="'structur'; did you mean 'structure'"):
+        SurrogateSwap(m, pc, surrogate=0.5, prune_options={"structur": "row"})
+    m.update()
+    assert m.NumVars == before  # nothing was swapped
+    x0 = np.full(3, 0.5)
+    with pytest.raises(InvalidOptionError, match="pruning option 'methd'"):
+        find_adversarial(net, x0, LinfBall(x0, 0.1), surrogate=0.5, prune_options={"methd": "x"})
+    with pytest.raises(InvalidOptionError, match="pruning option 'sparsity'"):
+        maximize_output(net, Box(np.zeros(3), np.ones(3)), prune_options={"sparsity": 0.5})

@@ -16,6 +16,7 @@ from ..bounds.objective import bound_output_objective
 from ..domains import Domain
 from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network, extract_layers
+from ..network.pruning import check_prune_options
 from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
@@ -262,157 +263,262 @@ def find_adversarial(
     >>> r = find_adversarial(net, X[0], L1Ball(X[0], 5.0), surrogate=0.8)  # doctest: +SKIP
     >>> r.status, r.dense_margin, r.time_to_first                        # doctest: +SKIP
     """
-    t0 = time.perf_counter()
-    clock = lambda: time.perf_counter() - t0  # noqa: E731
-    time_limit = check_time_limit(time_limit)
-    if not isinstance(domain, Domain):
-        raise InvalidOptionError(
-            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+    search = _Search.start(network, x0, domain, target, true_label, time_limit)
+    prune_options = check_prune_options(prune_options)
+    try:
+        if attack:
+            done = search.attack_stage(attack_options, seed, stop_at_first)
+            if done is not None:
+                return done
+        bound_opts = default_bound_options(
+            bounds, bound_options, search.time_limit, domain, [search.x0, search.start_point], seed
         )
-    x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
-    if x0.size != domain.n:
-        raise ValueError(f"x0 has {x0.size} entries, the domain {domain.n}")
-    if not domain.contains(x0):
-        raise ValueError("x0 must lie inside the domain")
-    forward = Float64Network(network)
-    if forward.n_inputs != domain.n:
-        raise ShapeMismatchError(
-            f"the network has {forward.n_inputs} inputs but the domain has dimension {domain.n}"
+        done = search.proof_stage(bounds, bound_opts, surrogate, proof_steps)
+        if done is not None:
+            return done
+        return search.milp_stage(
+            threads=threads,
+            bounds=bounds,
+            bound_opts=bound_opts,
+            relu_formulation=relu_formulation,
+            verbose=verbose,
+            surrogate=surrogate,
+            prune_options=prune_options,
+            fallback=fallback,
+            stop_at_first=stop_at_first,
         )
-    label, target_class = _classes(forward(x0), target, true_label)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a Gurobi solve (attack, bounding, pruning): what was found so far
+        search.result.interrupted = True
+        search.result.reason = "interrupted"
+        return search.undecided()
 
-    def margin_at(x: np.ndarray) -> tuple[float, int]:
-        logits = forward(x)
-        if target_class is None:
-            others = np.delete(np.arange(logits.size), label)
+
+class _Search:
+    """The state of one :func:`find_adversarial` call and its stages, in order: the attack,
+    the objective-aware proofs, the MILP. Each stage returns the result when it decides the
+    search, ``None`` otherwise."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        forward: Float64Network,
+        x0: np.ndarray,
+        domain: Domain,
+        label: int,
+        target_class: int | None,
+        time_limit: float,
+    ) -> None:
+        self.t0 = time.perf_counter()
+        self.network, self.forward, self.x0, self.domain = network, forward, x0, domain
+        self.label, self.target_class = label, target_class
+        self.time_limit = time_limit
+        n_classes = forward(x0).size
+        self.others = [i for i in range(n_classes) if i != label]
+        #: the classes that must not overtake the label
+        self.candidates = self.others if target_class is None else [target_class]
+        #: the attack's point (a MIP start, and the answer when nothing else decides)
+        self.start_point: np.ndarray | None = None
+        #: best objective-aware lower bound of ``y_label - y_j`` per class, and the proven ones
+        self.class_bounds: dict[int, float] = {}
+        self.proven_bounds: dict[int, float] = {}
+        self.result = AdversarialResult(
+            "unknown",
+            None,
+            label,
+            -1 if target_class is None else target_class,
+            None,
+            None,
+            None,
+            0.0,
+        )
+
+    @classmethod
+    def start(
+        cls,
+        network: nn.Module,
+        x0: Any,
+        domain: Domain,
+        target: Any,
+        true_label: Any,
+        time_limit: float,
+    ) -> _Search:
+        """Check the arguments (named errors) and set the search up."""
+        t0 = time.perf_counter()
+        time_limit = check_time_limit(time_limit)
+        if not isinstance(domain, Domain):
+            raise InvalidOptionError(
+                f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
+            )
+        x0 = np.asarray(x0, dtype=np.float64).reshape(-1)
+        if x0.size != domain.n:
+            raise ValueError(f"x0 has {x0.size} entries, the domain {domain.n}")
+        if not domain.contains(x0):
+            raise ValueError("x0 must lie inside the domain")
+        forward = Float64Network(network)
+        if forward.n_inputs != domain.n:
+            raise ShapeMismatchError(
+                f"the network has {forward.n_inputs} inputs but the domain has dimension {domain.n}"
+            )
+        label, target_class = _classes(forward(x0), target, true_label)
+        search = cls(network, forward, x0, domain, label, target_class, time_limit)
+        search.t0 = t0
+        return search
+
+    # -- judging on the dense network ---------------------------------------------------------
+
+    def clock(self) -> float:
+        """Seconds since the call."""
+        return time.perf_counter() - self.t0
+
+    def margin_at(self, x: np.ndarray) -> tuple[float, int]:
+        """Dense margin ``logit[label] - logit[target]`` at ``x``, and the target class."""
+        logits = self.forward(x)
+        if self.target_class is None:
+            others = np.delete(np.arange(logits.size), self.label)
             runner = int(others[np.argmax(logits[others])])
         else:
-            runner = target_class
-        return float(logits[label] - logits[runner]), runner
+            runner = self.target_class
+        return float(logits[self.label] - logits[runner]), runner
 
-    def misclassified(x: np.ndarray) -> bool:
-        return bool(margin_at(x)[0] < -MARGIN_TOL and domain.contains(x))
+    def misclassified(self, x: np.ndarray) -> bool:
+        """Whether ``x`` lies in the domain and torch does not classify it as the label."""
+        return bool(self.margin_at(x)[0] < -MARGIN_TOL and self.domain.contains(x))
 
-    result = AdversarialResult(
-        "unknown", None, label, -1 if target_class is None else target_class, None, None, None, 0.0
-    )
-
-    def finish(x: np.ndarray | None, status: str, found_by: str | None = None) -> AdversarialResult:
+    def finish(
+        self, x: np.ndarray | None, status: str, found_by: str | None = None
+    ) -> AdversarialResult:
+        """Fill the result in with ``x`` judged on the dense network."""
+        result = self.result
         if x is not None:
             result.x = np.asarray(x, dtype=np.float64)
-            result.dense_margin, result.target = margin_at(result.x)
+            result.dense_margin, result.target = self.margin_at(result.x)
         result.status, result.found_by = status, found_by
-        result.runtime = clock()
+        result.runtime = self.clock()
         return result
 
-    try:
-        start_point = None
+    def undecided(self) -> AdversarialResult:
+        """No proof and no MILP answer: the attack's point decides if it is adversarial."""
+        if self.start_point is not None and self.misclassified(self.start_point):
+            return self.finish(self.start_point, "adversarial", "attack")
+        return self.finish(self.start_point, "unknown")
 
-        def undecided() -> AdversarialResult:
-            """No proof and no MILP answer: the attack's point decides if it is adversarial."""
-            if start_point is not None and misclassified(start_point):
-                return finish(start_point, "adversarial", "attack")
-            return finish(start_point, "unknown")
+    # -- stages -------------------------------------------------------------------------------
 
-        if attack:
-            options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * time_limit)}
-            options.update(AttackOptions.check(attack_options))
-            found = pgd_attack(
-                network,
-                x0,
-                domain,
-                true_label=label,
-                target="any" if target_class is None else target_class,
-                seed=seed,
-                **options,
-            )
-            result.attack_seconds = found.seconds
-            start_point = found.x
-            if misclassified(found.x):
-                result.time_to_first = clock()
-                result.history.append(
-                    Incumbent(result.time_to_first, "attack", None, found.margin, True, True)
-                )
-                if stop_at_first:
-                    return finish(found.x, "adversarial", "attack")
-
-        others = [i for i in range(forward(x0).size) if i != label]
-        candidates = others if target_class is None else [target_class]
-        bound_opts = default_bound_options(
-            bounds, bound_options, time_limit, domain, [x0, start_point], seed
+    def attack_stage(
+        self, attack_options: dict | None, seed: int, stop_at_first: bool
+    ) -> AdversarialResult | None:
+        """Projected gradient on the dense network; its point is kept as the MIP start."""
+        options = {"steps": 100, "restarts": 5, "time_budget": min(1.0, 0.1 * self.time_limit)}
+        options.update(AttackOptions.check(attack_options))
+        found = pgd_attack(
+            self.network,
+            self.x0,
+            self.domain,
+            true_label=self.label,
+            target="any" if self.target_class is None else self.target_class,
+            seed=seed,
+            **options,
         )
-        proven_bounds: dict[int, float] = {}
-        net_bounds = None
-
-        def prove(intermediate: Any) -> None:
-            """Drop the classes an objective-aware bound proves (margin > 0 over the domain)."""
-            open_classes = [j for j in candidates if j not in proven_bounds]
-            if not open_classes or not proofs:
-                return
-            began = time.perf_counter()
-            rows = np.zeros((len(open_classes), len(others) + 1))
-            rows[:, label] = 1.0
-            rows[np.arange(len(open_classes)), open_classes] = -1.0
-            try:
-                found = bound_output_objective(
-                    network, domain, rows, bounds=intermediate, steps=proof_steps
-                )
-            except SparseSurrogateError as error:  # a layer kind the proof does not support
-                result.reason = f"no objective-aware proof: {error}"
-                return
-            finally:
-                result.proof_seconds += time.perf_counter() - began
-            for j, value in zip(open_classes, found.lower, strict=True):
-                class_bounds[j] = max(class_bounds.get(j, -np.inf), float(value))
-                if value > 0:
-                    proven_bounds[j] = float(value)
-            result.proven_classes = sorted(proven_bounds)
-            logger.info(
-                "find_adversarial: objective-aware bounds (%s intermediate bounds) prove %d of %d "
-                "classes robust in %.3f s",
-                found.bounds_method,
-                len(proven_bounds),
-                len(candidates),
-                time.perf_counter() - began,
-            )
-
-        class_bounds: dict[int, float] = {}
-        proofs = bool(proof_steps is not None and proof_steps >= 0)
-
-        def all_proven() -> AdversarialResult | None:
-            if all(j in proven_bounds for j in candidates):
-                result.bound = min(proven_bounds[j] for j in candidates)
-                return finish(start_point, "robust")
+        self.result.attack_seconds = found.seconds
+        self.start_point = found.x
+        if not self.misclassified(found.x):
             return None
+        self.result.time_to_first = self.clock()
+        self.result.history.append(
+            Incumbent(self.result.time_to_first, "attack", None, found.margin, True, True)
+        )
+        return self.finish(found.x, "adversarial", "attack") if stop_at_first else None
 
-        prove("linear")
-        if (done := all_proven()) is not None:
-            return done
+    def proof_stage(
+        self, bounds: Any, bound_opts: dict, surrogate: Any, proof_steps: int | None
+    ) -> AdversarialResult | None:
+        """Objective-aware bounds, with linear and then the embedding's intermediate bounds;
+        ``robust`` when every class is proven (no MILP at all)."""
+        proofs = bool(proof_steps is not None and proof_steps >= 0)
+        if proofs:
+            self.prove("linear", proof_steps)
+            if (done := self.all_proven()) is not None:
+                return done
         if isinstance(bounds, str) and surrogate is None:
             # The embedding's own bounds (through the cache, so the embedding reuses them) are
             # usually tighter than "linear": prove again with them before building anything.
             began = time.perf_counter()
             net_bounds = cached_compute_bounds(
-                extract_layers(network),
-                domain.lower[None],
-                domain.upper[None],
+                extract_layers(self.network),
+                self.domain.lower[None],
+                self.domain.upper[None],
                 bounds,
-                domain,
+                self.domain,
                 **bound_opts,
             )
-            result.bounding_seconds += time.perf_counter() - began
-            if net_bounds.method != "linear":
-                prove(net_bounds)
-                if (done := all_proven()) is not None:
+            self.result.bounding_seconds += time.perf_counter() - began
+            if proofs and net_bounds.method != "linear":
+                self.prove(net_bounds, proof_steps)
+                if (done := self.all_proven()) is not None:
                     return done
-        remaining_classes = [j for j in candidates if j not in proven_bounds]
-        if clock() >= time_limit:
-            result.reason = "time limit reached before the MILP"
-            return undecided()
+        if self.clock() >= self.time_limit:
+            self.result.reason = "time limit reached before the MILP"
+            return self.undecided()
+        return None
 
+    def prove(self, intermediate: Any, steps: int) -> None:
+        """Drop the classes an objective-aware bound proves (margin > 0 over the domain)."""
+        open_classes = [j for j in self.candidates if j not in self.proven_bounds]
+        if not open_classes:
+            return
+        began = time.perf_counter()
+        rows = np.zeros((len(open_classes), len(self.others) + 1))
+        rows[:, self.label] = 1.0
+        rows[np.arange(len(open_classes)), open_classes] = -1.0
+        try:
+            found = bound_output_objective(
+                self.network, self.domain, rows, bounds=intermediate, steps=steps
+            )
+        except SparseSurrogateError as error:  # a layer kind the proof does not support
+            self.result.reason = f"no objective-aware proof: {error}"
+            return
+        finally:
+            self.result.proof_seconds += time.perf_counter() - began
+        for j, value in zip(open_classes, found.lower, strict=True):
+            self.class_bounds[j] = max(self.class_bounds.get(j, -np.inf), float(value))
+            if value > 0:
+                self.proven_bounds[j] = float(value)
+        self.result.proven_classes = sorted(self.proven_bounds)
+        logger.info(
+            "find_adversarial: objective-aware bounds (%s intermediate bounds) prove %d of %d "
+            "classes robust in %.3f s",
+            found.bounds_method,
+            len(self.proven_bounds),
+            len(self.candidates),
+            time.perf_counter() - began,
+        )
+
+    def all_proven(self) -> AdversarialResult | None:
+        """``robust`` when every candidate class is proven."""
+        if all(j in self.proven_bounds for j in self.candidates):
+            self.result.bound = min(self.proven_bounds[j] for j in self.candidates)
+            return self.finish(self.start_point, "robust")
+        return None
+
+    def milp_stage(
+        self,
+        *,
+        threads: int,
+        bounds: Any,
+        bound_opts: dict,
+        relu_formulation: str,
+        verbose: bool,
+        surrogate: Any,
+        prune_options: dict | None,
+        fallback: bool,
+        stop_at_first: bool,
+    ) -> AdversarialResult:
+        """Minimise the margin over the classes still unproven, on the dense model or through
+        a surrogate; the answer is judged on the dense network."""
         problem, reason = build_fitting_input_model(
-            network,
-            domain,
+            self.network,
+            self.domain,
             threads=threads,
             bounds=bounds,
             relu_formulation=relu_formulation,
@@ -421,68 +527,70 @@ def find_adversarial(
             placeholder=surrogate is not None,
         )
         if problem is None:
-            result.reason = reason
-            return undecided()
+            self.result.reason = reason
+            return self.undecided()
         try:
             if not problem.placeholder:
-                result.model_stats["dense"] = problem.predictor.stats
-            y = problem.predictor.output[0]
-            m = problem.model
-            if len(remaining_classes) > 1:
-                best_other = m.addVar(lb=-GRB.INFINITY, name="best_other_logit")
-                m.addGenConstrMax(best_other, [y[i].item() for i in remaining_classes])
-                objective = y[label] - best_other
-            else:
-                objective = y[label] - y[remaining_classes[0]]
-            m.setObjective(objective, GRB.MINIMIZE)
-            # Proven bounds are cuts: y_label - y_j >= bound_j holds for every input of the
-            # domain (relaxed by the solver's tolerances so that no exact point is cut off).
-            for j in remaining_classes:
-                value = class_bounds.get(j, -np.inf)
-                if np.isfinite(value):
-                    slack = CUT_SLACK * (1.0 + abs(value))
-                    m.addConstr(y[label] - y[j] >= value - slack, name=f"objective_bound[{j}]")
-            # The dense model proves robustness as soon as its bound is positive; the callback
-            # stops at the first input torch confirms as adversarial.
-            dense_params = {"BestBdStop": 2 * ROBUST_TOL}
-            remaining = time_limit - clock()
+                self.result.model_stats["dense"] = problem.predictor.stats
+            self._set_margin_objective(problem)
+            remaining = self.time_limit - self.clock()
             if remaining <= 0:
-                result.reason = "time limit reached before the MILP"
-                return undecided()
+                self.result.reason = "time limit reached before the MILP"
+                return self.undecided()
             outcome = solve(
                 problem,
-                lambda x: (margin_at(x)[0], misclassified(x)),
+                lambda x: (self.margin_at(x)[0], self.misclassified(x)),
                 sense=GRB.MINIMIZE,
-                clock=clock,
+                clock=self.clock,
                 time_limit=remaining,
                 surrogate=surrogate,
                 prune_options=prune_options,
                 fallback=fallback,
                 stop_at_first_valid=stop_at_first,
-                start=start_point,
-                dense_params=dense_params,
+                start=self.start_point,
+                # the dense model proves robustness as soon as its bound is positive
+                dense_params={"BestBdStop": 2 * ROBUST_TOL},
             )
-            precomputed = result.bounding_seconds  # the embedding's bounds came from the cache
-            record_outcome(result, outcome)
-            result.bounding_seconds += precomputed
-            if result.time_to_first is None:
-                result.time_to_first = outcome.first_valid
-            result.bound = outcome.bound
-            if result.bound is not None and proven_bounds:
-                result.bound = min(result.bound, *proven_bounds.values())
-            if outcome.best_x is not None:
-                return finish(outcome.best_x, "adversarial", outcome.found_by)
-            if outcome.bound is not None and outcome.bound > ROBUST_TOL:
-                return finish(start_point, "robust")
-            result.reason = "interrupted" if result.interrupted else "time limit reached"
-            return undecided()
+            return self._judge_outcome(outcome)
         finally:
             problem.dispose()
-    except KeyboardInterrupt:
-        # Ctrl-C outside a Gurobi solve (attack, bounding, pruning): what was found so far
-        result.interrupted = True
-        result.reason = "interrupted"
-        return undecided()
+
+    def _set_margin_objective(self, problem: Any) -> None:
+        """Objective ``y_label - max_j y_j`` over the unproven classes, with the proven bounds
+        as cuts (``y_label - y_j >= bound_j`` holds on the whole domain; relaxed by the
+        solver's tolerances so that no exact point is cut off)."""
+        remaining = [j for j in self.candidates if j not in self.proven_bounds]
+        y = problem.predictor.output[0]
+        m = problem.model
+        if len(remaining) > 1:
+            best_other = m.addVar(lb=-GRB.INFINITY, name="best_other_logit")
+            m.addGenConstrMax(best_other, [y[i].item() for i in remaining])
+            objective = y[self.label] - best_other
+        else:
+            objective = y[self.label] - y[remaining[0]]
+        m.setObjective(objective, GRB.MINIMIZE)
+        for j in remaining:
+            value = self.class_bounds.get(j, -np.inf)
+            if np.isfinite(value):
+                slack = CUT_SLACK * (1.0 + abs(value))
+                m.addConstr(y[self.label] - y[j] >= value - slack, name=f"objective_bound[{j}]")
+
+    def _judge_outcome(self, outcome: Any) -> AdversarialResult:
+        result = self.result
+        precomputed = result.bounding_seconds  # the embedding's bounds came from the cache
+        record_outcome(result, outcome)
+        result.bounding_seconds += precomputed
+        if result.time_to_first is None:
+            result.time_to_first = outcome.first_valid
+        result.bound = outcome.bound
+        if result.bound is not None and self.proven_bounds:
+            result.bound = min(result.bound, *self.proven_bounds.values())
+        if outcome.best_x is not None:
+            return self.finish(outcome.best_x, "adversarial", outcome.found_by)
+        if outcome.bound is not None and outcome.bound > ROBUST_TOL:
+            return self.finish(self.start_point, "robust")
+        result.reason = "interrupted" if result.interrupted else "time limit reached"
+        return self.undecided()
 
 
 __all__ = ["AdversarialResult", "find_adversarial"]

@@ -14,6 +14,7 @@ from ..bounds.objective import bound_output_objective
 from ..domains import Domain
 from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network
+from ..network.pruning import check_prune_options
 from ..solving import Incumbent
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
@@ -182,6 +183,7 @@ def maximize_output(
     t0 = time.perf_counter()
     clock = lambda: time.perf_counter() - t0  # noqa: E731
     time_limit = check_time_limit(time_limit)
+    prune_options = check_prune_options(prune_options)
     if not isinstance(domain, Domain):
         raise InvalidOptionError(
             f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"

@@ -30,6 +30,7 @@ dispatches to its sparse MILP formulation. The rules it follows:
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import time
@@ -43,7 +44,13 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ..exceptions import NonFiniteWeightError, ShapeMismatchError, UnsupportedNetworkError
+from ..exceptions import (
+    InvalidOptionError,
+    NonFiniteWeightError,
+    ShapeMismatchError,
+    UnsupportedNetworkError,
+)
+from ..validation import check_keys
 from .extraction import clone_network, effective_parameter
 from .importance import INSTANCE_AWARE, _check_domain, activation_scores, bound_scores
 
@@ -858,8 +865,37 @@ def prune_network(
     return sparse
 
 
+def check_prune_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate the keyword options of :func:`prune_network` given as a dict (``prune_options``
+    of :class:`~gurobi_sparse_surrogate.SurrogateSwap` and the applications): an unknown key
+    raises :class:`~gurobi_sparse_surrogate.exceptions.InvalidOptionError` naming it and the
+    valid ones. Values are checked by :func:`prune_network` itself.
+
+    Examples
+    --------
+    >>> check_prune_options({"method": "bound", "structur": "row"})
+    Traceback (most recent call last):
+    ...
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown pruning option 'structur'; did you mean 'structure'? Valid pruning options: bound_method, data, domain, finetune, method, n_samples, permanent, prune_bias, prune_output, rewind, rounds, schedule, seed, structure.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise InvalidOptionError(
+            f"prune_options must be a dict of prune_network options, got {type(options).__name__}"
+        )
+    valid = [
+        name
+        for name, p in inspect.signature(prune_network).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    check_keys(options, valid, "pruning option", {"sparsity": "a surrogate is given as a sparsity"})
+    return dict(options)
+
+
 __all__ = [
     "FinetuneConfig",
+    "check_prune_options",
     "LayerReport",
     "PRUNING_METHODS",
     "PruningReport",

@@ -37,6 +37,7 @@ from ..exceptions import (
 from ..formulation.options import EmbeddingOptions
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..network.extraction import Float64Network, extract_layers
+from ..network.pruning import check_prune_options
 from ..solving import (  # noqa: F401  (re-exported: their home was this module)
     DUPLICATE_TOLERANCE,
     check_gurobi_params,
@@ -193,6 +194,7 @@ class SurrogateSwap:
         )
         self.dense_forward = Float64Network(dense)
         n_in, n_out = self.inputs.shape[-1], self.outputs.shape[-1]
+        prune_options = check_prune_options(prune_options)
         schedule = list(surrogate) if isinstance(surrogate, (list, tuple)) else [surrogate]
         if not schedule:
             raise ValueError("surrogate schedule is empty")
@@ -200,7 +202,7 @@ class SurrogateSwap:
         self.surrogates: list[nn.Module] = []
         for item in schedule:
             start = time.perf_counter()
-            net = self._make_surrogate(item, dict(prune_options or {}))
+            net = self._make_surrogate(item, dict(prune_options))
             self.pruning_seconds += time.perf_counter() - start
             layers = extract_layers(net)
             if layers[0].n_in != n_in or layers[-1].n_out != n_out:
