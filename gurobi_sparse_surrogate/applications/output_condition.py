@@ -40,7 +40,7 @@ from ..network.extraction import Float64Network, Layer
 from ..solving import Incumbent
 from .adversarial import MARGIN_TOL, ROBUST_TOL
 from .attacks import _default_step, _descend, _prepare, _single_thread, _starts
-from .common import build_input_model, default_bound_options, solve
+from .common import build_fitting_input_model, default_bound_options, solve
 from .vnnlib import OutputPolytope
 
 __all__ = [
@@ -250,7 +250,8 @@ def solve_polytopes(
 
     outcome = ConditionOutcome("undecided")
     try:
-        problem = build_input_model(
+        # big-M first, then Gurobi's max constraints when big-M rows exceed the licence
+        problem, too_large = build_fitting_input_model(
             network,
             box,
             threads=threads,
@@ -264,6 +265,9 @@ def solve_polytopes(
         )
     except SparseSurrogateError as error:
         outcome.reason = f"no MILP: {error}"
+        return outcome
+    if problem is None:
+        outcome.reason = f"no MILP: {too_large}"
         return outcome
     try:
         predictor = problem.predictor
