@@ -12,7 +12,7 @@ answer, positive everywhere when there is none. It is answered with the machiner
    stronger objective-aware bounds: register a method and pass its name.
 2. :func:`attack_polytope`: projected gradient descent on ``max_i (A y - b)_i`` over the box.
 3. :func:`solve_polytopes`: the dense network embedded with its bounds
-   (:func:`~gurobi_sparse_surrogate.applications.common.build_input_model`), the value above
+   (:func:`~gurobi_sparse_surrogate.applications.common.build_fitting_input_model`), the value above
    minimised, every incumbent judged with a float64 torch forward pass (or through a pruned
    surrogate, with fallback to the dense model), through
    :func:`~gurobi_sparse_surrogate.applications.common.solve`.
