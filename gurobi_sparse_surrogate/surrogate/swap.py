@@ -63,9 +63,9 @@ logger = logging.getLogger(__name__)
 Validity = Callable[[np.ndarray, np.ndarray], bool]
 
 
-#: The swap that has each embedding (by ``id``) swapped out; the swap holds a reference to the
-#: embedding, so the id is not reused while it is recorded.
-_SWAPPED_OUT: dict[int, SurrogateSwap] = {}
+#: The swap that has each embedding swapped out, keyed by the embedding object itself (an
+#: ``id`` could be reused by a new embedding once the swap replaced its reference to the old one).
+_SWAPPED_OUT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: gurobi-ml embeddings a swap took out of their model, with what replaced them (this
 #: package's own embeddings say it themselves, in ``replaced_by``).
@@ -179,7 +179,7 @@ class SurrogateSwap:
         #: The dense network's embedding: the one given, until the swap takes it out; after a
         #: restore or a dense fallback, the rebuilt one (see :attr:`restored`).
         self.dense_constr = predictor_constr
-        self._key = id(predictor_constr)  # what the nested-swap registry knows it by
+        self._key = predictor_constr  # what the nested-swap registry knows it by
         self._restored: Any = None
         self.dense_network = dense
         self.inputs: gp.MVar = predictor_constr.input
