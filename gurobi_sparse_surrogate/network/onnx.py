@@ -59,22 +59,6 @@ SUPPORTED_OPS: tuple[str, ...] = (
     "GlobalAveragePool",
     "MaxPool",
 )
-#: Operators evaluated on constants while reading (shape arithmetic of exporters).
-CONSTANT_OPS: tuple[str, ...] = (
-    "Constant",
-    "Shape",
-    "Gather",
-    "Concat",
-    "Cast",
-    "Unsqueeze",
-    "Squeeze",
-    "Reshape",
-    "Identity",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-)
 
 
 def _onnx():
@@ -454,7 +438,8 @@ def _fold_constant(builder: _Builder, node: Any) -> bool:
         elif op == "Concat":
             value = np.concatenate([np.atleast_1d(x) for x in args], axis=int(a["axis"]))
         elif op == "Cast":
-            value = args[0]
+            onnx, _ = _onnx()
+            value = args[0].astype(onnx.helper.tensor_dtype_to_np_dtype(int(a["to"])))
         elif op == "Unsqueeze":
             axes = a.get("axes", args[1] if len(args) > 1 else ())
             value = np.expand_dims(args[0], tuple(int(x) for x in axes))
@@ -613,7 +598,7 @@ def load_onnx(path: str | os.PathLike, *, sparse: bool | None = None) -> nn.Sequ
             if _fold_constant(builder, node):
                 continue
             computed = [n for n in node.input if n and n not in builder.constants]
-            if node.op_type in CONSTANT_OPS or computed:
+            if computed:
                 raise builder.fail(
                     node,
                     "the graph is not sequential: the node reads "
