@@ -173,7 +173,8 @@ def load_vnnlib(path: str | os.PathLike, n_inputs: int, n_outputs: int) -> Vnnli
         For a syntax error (with its line), an undeclared variable, variables that the
         network does not have or that the property does not declare, an input without a
         lower or upper bound, a constraint that couples inputs or mixes inputs and outputs,
-        or an equality over outputs.
+        an equality over outputs, or any equality (``==``) in a VNN-LIB 2.0 file (the
+        ``vnnlib`` package's conversion reads ``(== a b)`` as ``(<= a b)``).
 
     Examples
     --------
@@ -475,6 +476,24 @@ def _combine(args: list[_Linear], signs: list[float]) -> _Linear:
 # --------------------------------------------------------------------------- VNN-LIB 2.0
 
 
+def _refuse_v2_equalities(text: str, source: str) -> None:
+    """Refuse ``(== a b)``: vnnlib 1.0.2's ``compat.transform`` reads it as ``(<= a b)`` (an
+    input box too wide, an output condition too weak: wrong counterexamples)."""
+    line = 1
+    previous = ""
+    for token in _TOKEN.findall(text):
+        if token == "\n":
+            line += 1
+        elif not token.startswith(";"):
+            if previous == "(" and token == "==":
+                raise VnnlibError(
+                    f"{source}, line {line}: equality (==) is not supported in VNN-LIB 2.0 files "
+                    "(the vnnlib package reads it as <=); write (and (<= a b) (>= a b))",
+                    line,
+                )
+            previous = token
+
+
 def _cases_from_v2(text: str, source: str, n_inputs: int, n_outputs: int) -> list:
     try:
         import vnnlib
@@ -484,6 +503,7 @@ def _cases_from_v2(text: str, source: str, n_inputs: int, n_outputs: int) -> lis
             f"{source} is a VNN-LIB 2.0 file, which needs the vnnlib package: "
             "pip install 'gurobi-sparse-surrogate[onnx]'"
         ) from error
+    _refuse_v2_equalities(text, source)
     try:
         query = vnnlib.parse_query_string(text)
         spec_cases = vnnlib.compat.transform(query)
