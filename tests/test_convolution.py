@@ -24,7 +24,7 @@ from gurobi_sparse_surrogate import (
     UnsupportedNetworkError,
     add_sparse_predictor_constr,
 )
-from gurobi_sparse_surrogate.network.convolution import conv2d_matrix
+from gurobi_sparse_surrogate.network.convolution import avg_pool2d_matrix, conv2d_matrix
 from gurobi_sparse_surrogate.network.extraction import extract_layers, layers_forward
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -154,6 +154,27 @@ def test_same_optimum_as_the_unrolled_network_in_gurobi_ml(spec):
         assert m.Status == gp.GRB.OPTIMAL
         values.append(m.ObjVal)
     assert values[1] == pytest.approx(values[0], rel=1e-5, abs=1e-5)
+
+
+def test_valid_padding_and_divisor_override_by_hand():
+    """``padding="valid"`` is no padding; ``divisor_override`` divides every window sum by it
+    (not by the window size): against torch, and a hand-computed window."""
+    torch.manual_seed(3)
+    net = nn.Sequential(
+        nn.Unflatten(1, (1, 5, 5)),
+        nn.Conv2d(1, 2, 2, padding="valid"),
+        nn.ReLU(),
+        nn.AvgPool2d(2, divisor_override=3),
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    ).eval()
+    layers = extract_layers(net)
+    assert layers[0].output_shape == (2, 4, 4)
+    x = np.random.default_rng(0).uniform(-1, 1, (6, 25))
+    np.testing.assert_allclose(layers_forward(layers, x)[-1], forward64(net, x), atol=1e-9)
+    matrix, shape = avg_pool2d_matrix((1, 2, 2), 2, divisor_override=3)
+    assert shape == (1, 1, 1)
+    np.testing.assert_allclose(matrix.toarray(), [[1 / 3] * 4])
 
 
 def test_errors_name_the_problem():

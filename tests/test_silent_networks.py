@@ -112,6 +112,16 @@ def test_final_guard_catches_what_the_module_checks_miss(monkeypatch):
         net[2].weight.mul_(2.0)  # layers are now stale: the guard must see the difference
     with pytest.raises(UnsupportedNetworkError, match="differ from torch's forward pass"):
         validation.check_layers_match(net, layers, 2)
+    # the input width is what the comparison needs: unknown (None) or not the layers' own,
+    # nothing is compared (extraction always knows it; the function is public)
+    validation.check_layers_match(net, layers, None)
+    validation.check_layers_match(net, layers, 3)
+    # layers of another network, with as many inputs but another number of outputs
+    other = extract_layers(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 4)))
+    with pytest.raises(
+        UnsupportedNetworkError, match="give 4 outputs where torch's forward pass gives 1"
+    ):
+        validation.check_layers_match(net, other, 2)
 
 
 def test_gurobi_model_untouched_when_refused():

@@ -137,7 +137,9 @@ def _flat_modules(network: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """
     for name, module in network._modules.items():
         if module is None:
-            continue
+            raise UnsupportedNetworkError(
+                f"module {name!r} is None: nn.Sequential cannot run it (remove it)"
+            )
         if isinstance(module, nn.Sequential):
             for sub_name, sub in _flat_modules(module):
                 yield f"{name}.{sub_name}", sub
@@ -192,9 +194,6 @@ class _Extractor:
         self.pending: dict | None = None
 
     # -- shapes ---------------------------------------------------------------------------
-
-    def flat_size(self) -> int | None:
-        return None if self.shape is None else math.prod(self.shape)
 
     def image_shape(self, name: str, module: nn.Module, channels: int) -> tuple[int, int, int]:
         """The current ``(C, H, W)`` shape, checked against a module reading ``channels``."""
