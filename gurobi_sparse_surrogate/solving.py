@@ -169,6 +169,27 @@ def check_time_limit(time_limit: Any, allow_none: bool = False) -> float | None:
     return float(time_limit)
 
 
+def check_threads(threads: Any) -> int:
+    """Gurobi's ``Threads``: a whole number >= 0 (0 lets Gurobi choose); not a bool.
+
+    Raises
+    ------
+    InvalidOptionError
+
+    Examples
+    --------
+    >>> check_threads(2)
+    2
+    >>> check_threads(-3)
+    Traceback (most recent call last):
+    ...
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: threads must be an integer >= 0, got -3
+    """
+    from .validation import check_number
+
+    return check_number("threads", threads, minimum=0, integer=True)
+
+
 def check_gurobi_params(model: gp.Model, params: Mapping[str, Any] | None, what: str) -> None:
     """Raise :class:`InvalidOptionError` naming the keys of ``params`` that are not Gurobi
     parameters (before any is set, so that nothing changes)."""
@@ -191,6 +212,7 @@ __all__ = [
     "Incumbent",
     "check_gurobi_params",
     "check_time_limit",
+    "check_threads",
     "final_solutions",
     "is_duplicate",
     "optimize_judging",

@@ -68,3 +68,18 @@ def test_time_limits_that_are_not_positive_finite_seconds(embedded, bad):
         gss.find_adversarial(NET, X0, gss.LinfBall(X0, 0.1), time_limit=bad)
     with pytest.raises(InvalidOptionError, match="time_limit must be a positive, finite"):
         gss.maximize_output(NET, gss.Box(np.zeros(4), np.ones(4)), time_limit=bad)
+
+
+@pytest.mark.parametrize("threads", [-3, 1.5, True, "2"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: gss.find_adversarial(NET, X0, gss.Box(np.zeros(4), np.ones(4)), threads=t),
+        lambda t: gss.maximize_output(NET, gss.Box(np.zeros(4), np.ones(4)), threads=t),
+    ],
+    ids=["find_adversarial", "maximize_output"],
+)
+def test_bad_thread_count_is_named_before_any_work(call, threads):
+    """Once a raw GurobiError from the solver, or accepted when the attack answered first."""
+    with pytest.raises(InvalidOptionError, match=r"threads must be an integer >= 0, got"):
+        call(threads)

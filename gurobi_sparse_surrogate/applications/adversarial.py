@@ -18,7 +18,7 @@ from ..domains import Domain
 from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network, extract_layers
 from ..network.pruning import check_prune_options
-from ..solving import Incumbent
+from ..solving import Incumbent, check_threads
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import AttackOptions, pgd_attack
@@ -270,6 +270,7 @@ def find_adversarial(
     """
     search = _Search.start(network, x0, domain, target, true_label, time_limit)
     prune_options = check_prune_options(prune_options)
+    threads = check_threads(threads)
     try:
         if attack:
             done = search.attack_stage(attack_options, seed, stop_at_first)

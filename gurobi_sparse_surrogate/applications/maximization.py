@@ -15,7 +15,7 @@ from ..domains import Domain
 from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..network.extraction import Float64Network
 from ..network.pruning import check_prune_options
-from ..solving import Incumbent
+from ..solving import Incumbent, check_threads
 from ..summaries import compact_repr, number, phase_table, phases_from_history, seconds
 from ..verbosity import logs_when_verbose
 from .attacks import AttackOptions, pgd_maximize
@@ -183,6 +183,7 @@ def maximize_output(
     t0 = time.perf_counter()
     clock = lambda: time.perf_counter() - t0  # noqa: E731
     time_limit = check_time_limit(time_limit)
+    threads = check_threads(threads)
     prune_options = check_prune_options(prune_options)
     if not isinstance(domain, Domain):
         raise InvalidOptionError(

@@ -16,6 +16,7 @@ from ..domains import Box
 from ..exceptions import InvalidOptionError, ShapeMismatchError, SparseSurrogateError
 from ..formulation.options import EmbeddingOptions
 from ..network.extraction import Float64Network, extract_layers
+from ..solving import check_threads
 from ..summaries import compact_repr
 from .common import check_time_limit
 from .output_condition import (
@@ -232,6 +233,7 @@ def verify(
     t0 = time.perf_counter()
     clock = lambda: time.perf_counter() - t0  # noqa: E731
     time_limit = check_time_limit(time_limit)
+    threads = check_threads(threads)
     if not isinstance(network, nn.Module):
         raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}")
     if not isinstance(spec, VnnlibProperty):
