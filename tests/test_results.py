@@ -5,6 +5,7 @@ from __future__ import annotations
 import gurobipy as gp
 import numpy as np
 import pytest
+import torch
 from conftest import forward64, random_network
 
 from gurobi_sparse_surrogate import (
@@ -19,6 +20,7 @@ from gurobi_sparse_surrogate.solving import (
     is_duplicate,
     optimize_judging,
 )
+from gurobi_sparse_surrogate.surrogate.results import SwapResult
 
 
 def user_model(seed: int = 5):
@@ -68,6 +70,64 @@ def test_load_without_a_solution_says_so():
     assert result.status == "infeasible"
     with pytest.raises(LookupError, match="no dense-valid solution"):
         result.load()
+
+
+def test_load_when_the_model_changed_under_the_answer_says_so_and_restores():
+    _, m, x, w, pc = user_model()
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=20)
+    assert result.inputs is not None
+    # a constraint added afterwards that the judged inputs break by 0.5
+    m.addConstr(x.sum() >= float(result.inputs.sum()) + 0.5)
+    m.Params.TimeLimit = 77.0
+    with pytest.raises(RuntimeError, match="no solution with the inputs fixed at the judged"):
+        result.load()
+    m.update()  # the inputs' bounds and the parameters are back
+    np.testing.assert_array_equal(x.LB, 0.0)
+    np.testing.assert_array_equal(x.UB, 1.0)
+    assert m.Params.TimeLimit == 77.0 and m.Params.SolutionLimit == gp.GRB.MAXINT
+    # a result without a solution: the swap's own method says so too
+    empty = SwapResult("no_solution", None, None, None, 1.0, 0.0, _swap=swap)
+    with pytest.raises(LookupError, match="no dense-valid solution to load"):
+        swap.load_solution(empty)
+
+
+def test_load_into_a_model_without_integer_variables():
+    # a network without hidden ReLUs embeds as linear constraints: the dense model is an LP
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    m = gp.Model(env=gp.Env(params={"OutputFlag": 0, "Threads": 1}))
+    x = m.addMVar(3, lb=0, ub=1)
+    pc = add_sparse_predictor_constr(m, net, x)
+    m.setObjective(pc.output[0, 0] - pc.output[0, 1], gp.GRB.MAXIMIZE)
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=20)
+    m.update()
+    assert not m.IsMIP
+    assert result.load() is result
+    np.testing.assert_allclose(x.X, result.inputs[0], atol=1e-9)
+    dense = forward64(net, x.X)[0]
+    np.testing.assert_allclose(pc.output.X[0], dense, atol=1e-6)
+    assert m.ObjVal == pytest.approx(dense[0] - dense[1], abs=1e-6)
+    assert m.Params.SolutionLimit == gp.GRB.MAXINT
+
+
+def test_result_values_of_a_list_and_the_refusals():
+    net, m, x, w, pc = user_model()
+    with SurrogateSwap(m, pc, surrogate=0.5) as swap:
+        result = swap.optimize(time_limit=20)
+    listed = result.value([*x.tolist(), w])
+    np.testing.assert_array_equal(listed, [*result.value(x), result.value(w)])
+    assert isinstance(listed, np.ndarray) and listed.shape == (5,)
+    internal = next(v for v in swap.restored.vars if v not in set(pc.output.tolist()[0]))
+    with pytest.raises(LookupError, match="not a variable of the user's model"):
+        result.value(internal)
+    # a result built by hand has no swap to load it with
+    detached = SwapResult(
+        "feasible", 1.0, None, None, 1.0, 0.0, inputs=result.inputs, _solution={w: 0.0}
+    )
+    with pytest.raises(RuntimeError, match="not attached to a SurrogateSwap"):
+        detached.load()
 
 
 def test_swap_result_summary_and_repr_are_short_and_true():

@@ -96,10 +96,8 @@ class DenseJudge:
         )
         return bool(ok.all())
 
-    def better(self, a: float, b: float | None) -> bool:
+    def better(self, a: float, b: float) -> bool:
         """Whether objective ``a`` is strictly better than ``b``."""
-        if b is None:
-            return True
         return (
             a < b - 1e-9 * (1 + abs(b))
             if self.sense == GRB.MINIMIZE

@@ -326,8 +326,9 @@ class SurrogateSwap:
             created = self._outputs_created
             rebuilt = RebuiltPredictorConstr(constr, self.outputs) if created else constr
             _RETIRED[pc] = rebuilt
-        if self._output_bounds is not None:  # only once rebuilt: a failed rebuild changes nothing
-            self.outputs.LB, self.outputs.UB = self._output_bounds
+        # only once rebuilt: a failed rebuild changes nothing (the bounds were saved when the
+        # dense embedding was taken out, which is the only way it is not installed)
+        self.outputs.LB, self.outputs.UB = self._output_bounds
         m.update()
         self.dense_constr = self._restored = rebuilt
         self._dense_installed = True
