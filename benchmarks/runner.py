@@ -113,9 +113,20 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------ environment
 
 
-@functools.cache
 def environment(threads: int = 1) -> dict[str, Any]:
-    """Versions, licence kind, host and threads of the process that runs the benchmark."""
+    """Versions, licence kind, host and threads of the process that runs the benchmark.
+
+    The versions, host and licence are looked up once per process; the torch thread count is
+    read at every call (a worker sets it after the first record may have been written).
+    """
+    import torch
+
+    return {**_static_environment(), "torch_threads": torch.get_num_threads(), "threads": threads}
+
+
+@functools.cache
+def _static_environment() -> dict[str, Any]:
+    """The part of :func:`environment` that cannot change while the process runs."""
     import gurobi_ml
     import gurobipy
     import numpy
@@ -137,10 +148,8 @@ def environment(threads: int = 1) -> dict[str, Any]:
         "gurobi_ml": gurobi_ml.__version__,
         "gurobi_sparse_surrogate": gss.__version__,
         "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
         "numpy": numpy.__version__,
         "licence": licence,
-        "threads": threads,
     }
 
 
@@ -161,24 +170,27 @@ def _init_local_worker() -> None:
     """
     _init_worker()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
-
-    def watch_parent() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch_parent, name="watch-runner", daemon=True).start()
+    threading.Thread(
+        target=_watch_parent, args=(os.getppid(),), name="watch-runner", daemon=True
+    ).start()
 
 
-def _stop_workers() -> None:
-    """Terminate this process's worker processes and wait for them."""
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this process (status 1) as soon as its parent is no longer ``parent``."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _stop_workers(grace: float = 10.0) -> None:
+    """Terminate this process's worker processes and wait for them (``grace`` seconds each,
+    then kill)."""
     children = multiprocessing.active_children()
     for child in children:
         child.terminate()
     for child in children:
-        child.join(timeout=10)
+        child.join(timeout=grace)
         if child.is_alive():
             child.kill()
             child.join(timeout=5)
@@ -336,15 +348,20 @@ def _result_or_error(future: Any, task: Task) -> dict[str, Any]:
         }
 
 
-def _package_zip() -> str:
-    """The benchmarks package as a zip file, to upload to Dask workers."""
+@contextlib.contextmanager
+def _package_zip() -> Iterator[str]:
+    """The benchmarks package as a temporary zip file (to upload to Dask workers), deleted
+    when the block ends."""
     root = Path(__file__).resolve().parent
     fd, name = tempfile.mkstemp(suffix=".zip", prefix="benchmarks-")
     os.close(fd)
-    with zipfile.ZipFile(name, "w") as archive:
-        for file in root.glob("*.py"):
-            archive.write(file, f"benchmarks/{file.name}")
-    return name
+    try:
+        with zipfile.ZipFile(name, "w") as archive:
+            for file in root.glob("*.py"):
+                archive.write(file, f"benchmarks/{file.name}")
+        yield name
+    finally:
+        os.remove(name)
 
 
 def _dask(tasks: list[Task], scheduler: str) -> Iterator[dict[str, Any]]:
@@ -352,7 +369,8 @@ def _dask(tasks: list[Task], scheduler: str) -> Iterator[dict[str, Any]]:
     from dask.distributed import as_completed as dask_completed
 
     with Client(scheduler) as client:
-        client.upload_file(_package_zip())
+        with _package_zip() as archive:
+            client.upload_file(archive)
         client.run(_init_worker)
         futures = {
             client.submit(execute_task, task, pure=False, key=f"bench-{i}-{task.method.name}"): task

@@ -520,11 +520,12 @@ def test_dask_scheduler_runs_the_grid_on_a_local_cluster(tmp_path, monkeypatch):
 
     from dask.distributed import Client, LocalCluster
 
-    uploaded = []
+    uploaded, archives = [], []
 
     def upload_file(self, filename, **kwargs):
         # remote workers import the uploaded benchmarks package; this cluster's worker runs
         # in the test's process, whose own package must not be reloaded from a temporary zip
+        archives.append(Path(filename))
         with zipfile.ZipFile(filename) as archive:
             uploaded.extend(archive.namelist())
 
@@ -544,6 +545,7 @@ def test_dask_scheduler_runs_the_grid_on_a_local_cluster(tmp_path, monkeypatch):
     assert {"benchmarks/__init__.py", "benchmarks/methods.py", "benchmarks/runner.py"} <= set(
         uploaded
     )
+    assert len(archives) == 1 and not archives[0].exists()  # the temporary zip is deleted
     records = read_results(out)
     assert sorted(record_key(r) for r in records) == sorted(t.key for t in make_tasks(profile))
     for r in records:
@@ -832,7 +834,11 @@ def test_task_selection_and_results_file_edge_cases(tmp_path, monkeypatch):
         raise gp.GurobiError(10009, "No Gurobi license found")
 
     monkeypatch.setattr(gss, "license_is_size_limited", no_licence)
-    env = runner.environment.__wrapped__(3)
+    runner._static_environment.cache_clear()  # the licence is looked up once per process
+    try:
+        env = runner.environment(3)
+    finally:
+        runner._static_environment.cache_clear()
     assert env["licence"] == "unavailable (GurobiError: No Gurobi license found)"
     assert env["threads"] == 3 and env["gurobi_sparse_surrogate"] == gss.__version__
 
