@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import forward64, random_network
+from conftest import forward64, needs_size_limited_licence, random_network
 from torch import nn
 
 from gurobi_sparse_surrogate import (
@@ -270,3 +270,228 @@ def test_convolutional_networks(tmp_path):
         assert result.status == "unsat", result.summary()
         assert counterexample_off_centre(net, *wide_box, label)
         check_sat(verify(net, wide, time_limit=20), net, wide)
+
+
+# --------------------------------------------------------------------------- every stage's exits
+
+
+def constant_margin_net():
+    """y0 = relu(x0) + relu(-x0) + relu(x1) + 1 and y1 = y0 - 1: Y_1 >= Y_0 never holds."""
+    first, second = nn.Linear(2, 3), nn.Linear(3, 2)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+        first.bias.zero_()
+        second.weight.copy_(torch.ones(2, 3))
+        second.bias.copy_(torch.tensor([1.0, 0.0]))
+    return nn.Sequential(first, nn.ReLU(), second).eval()
+
+
+#: Two unreachable polytopes in one box: Y_1 >= Y_0 (value y0 - y1 = 1) and Y_1 >= Y_0 + 5
+#: (value 6): the second's attack value is never better than the first's.
+UNREACHABLE = box_text([-2.0, -2.0], [2.0, 2.0]) + (
+    "(assert (or (and (>= Y_1 Y_0)) (and (>= Y_1 (+ Y_0 5)))))\n"
+)
+
+
+@pytest.fixture
+def forward_passes():
+    """``forward_passes(sleep_at=None, seconds=0.0, rows=None)`` counts the forward passes
+    (of ``rows`` inputs, if given) of every ``nn.Sequential``: the network and the package's
+    copies of it, seen by a global torch hook, which the embedding does not see (it refuses
+    hooks on the network). Pass number ``sleep_at`` sleeps ``seconds``: sleeping past a time
+    limit makes the limit reached whatever the machine's load."""
+    import time
+
+    from torch.nn.modules.module import register_module_forward_hook
+
+    handles = []
+
+    def install(sleep_at=None, seconds=0.0, rows=None):
+        calls = [0]
+
+        def hook(module, inputs, output):
+            if type(module) is not nn.Sequential or rows not in (None, inputs[0].shape[0]):
+                return
+            calls[0] += 1
+            if calls[0] == sleep_at:
+                time.sleep(seconds)
+
+        handles.append(register_module_forward_hook(hook))
+        return calls
+
+    yield install
+    for handle in handles:
+        handle.remove()
+
+
+def test_result_repr_and_bad_arguments(net, tmp_path):
+    result = VerificationResult("sat", "", case=1, polytope=0, value=-0.5, found_by="attack")
+    assert repr(result) == (
+        "VerificationResult(status='sat', case=1, polytope=0, value=-0.5, found_by='attack', "
+        "runtime=0)"
+    )
+    spec = prop(tmp_path, box_text([0.0] * 3, [1.0] * 3) + "(assert (>= Y_0 0))", 3, 3)
+    with pytest.raises(TypeError, match="torch.nn.Module, got str"):
+        verify("net.onnx", spec)
+    # no module tells the input size: the first forward pass fails, named as a size mismatch
+    unsized = nn.Sequential(nn.ReLU(), nn.Linear(4, 3))
+    with pytest.raises(ShapeMismatchError, match="does not accept the property's 3 inputs"):
+        verify(unsized, spec)
+    spec = prop(tmp_path, box_text([0.0] * 4, [1.0] * 4) + "(assert (>= Y_0 0))", 4, 3)
+    for options, name in (({"time_budget": 0}, "time_budget"), ({"steps": -1}, "steps")):
+        with pytest.raises(InvalidOptionError, match=name):
+            verify(net, spec, attack_options=options)
+
+
+def test_a_property_without_a_feasible_input_box_is_unsat(net, tmp_path):
+    text = "(assert (>= X_0 1))\n(assert (<= X_0 0))\n" + box_text([0.0] * 4, [1.0] * 4)[44:]
+    spec = prop(tmp_path, text + "(assert (>= Y_0 0))", 4, 3)
+    assert spec.cases == ()  # 1 <= X_0 <= 0: no input at all
+    result = verify(net, spec, time_limit=10)
+    assert result.status == "unsat" and result.reason == "no input box of the property is feasible"
+    assert result.disjuncts == [] and result.to_vnncomp() == "unsat\n"
+
+
+def test_a_counterexample_at_the_centre_is_found_before_any_stage(net, tmp_path):
+    lower, upper = np.full(4, -0.5), np.full(4, 1.5)
+    centre = (lower + upper) / 2
+    above = float(forward64(net, centre)[0, 0]) + 1.0
+    spec = prop(tmp_path, box_text(lower, upper) + f"(assert (<= Y_0 {above!r}))", 4, 3)
+    result = verify(net, spec, time_limit=10)
+    check_sat(result, net, spec)
+    assert result.found_by == "centre check"
+    np.testing.assert_array_equal(result.x, centre)
+    assert result.value == pytest.approx(-1.0, abs=1e-9)
+    assert result.proof_seconds == result.attack_seconds == 0.0  # no stage ran
+
+
+def test_failed_attacks_leave_the_proof_to_the_milp(tmp_path, forward_passes):
+    net = constant_margin_net()
+    calls = forward_passes(rows=3)  # the attacks' batches
+    spec = prop(tmp_path, UNREACHABLE, 2, 2)
+    options = {"steps": 10, "restarts": 3, "time_budget": None}  # a step budget, no seconds
+    result = verify(net, spec, time_limit=20, proof_bounds=None, attack_options=options)
+    assert result.status == "unsat", result.summary()
+    assert [d["decided_by"] for d in result.disjuncts] == ["MILP", "MILP"]
+    assert result.x is None and result.found_by is None
+    # both disjuncts attacked, each with its full step budget: the start batch, then 10 steps
+    assert calls[0] == 2 * (10 + 1)
+
+
+def test_an_exhausted_attack_budget_skips_the_remaining_attacks(tmp_path, forward_passes):
+    net = constant_margin_net()
+    # the first attack's first batch takes longer than the whole attack budget
+    calls = forward_passes(sleep_at=1, seconds=0.3, rows=3)
+    spec = prop(tmp_path, UNREACHABLE, 2, 2)
+    options = {"steps": 10, "restarts": 3, "time_budget": 0.2}
+    result = verify(net, spec, time_limit=20, proof_bounds=None, attack_options=options)
+    assert calls[0] == 1  # the first attack stopped at its deadline, the second never started
+    assert result.status == "unsat", result.summary()
+    assert [d["decided_by"] for d in result.disjuncts] == ["MILP", "MILP"]
+
+
+def test_a_time_limit_reached_before_the_proofs_is_a_timeout(tmp_path, forward_passes):
+    net = constant_margin_net()
+    forward_passes(sleep_at=2, seconds=0.6)  # 1: the size probe, 2: the centre
+    spec = prop(tmp_path, UNREACHABLE, 2, 2)
+    result = verify(net, spec, time_limit=0.5, attack=False)
+    assert result.status == "timeout", result.summary()
+    assert result.reason == "time limit of 0.5 s reached; 2 of 2 disjuncts undecided"
+    assert [(d["status"], d["bound"]) for d in result.disjuncts] == [("open", None)] * 2
+    assert result.model_stats == [] and result.to_vnncomp() == "timeout\n"
+
+
+def test_a_bounding_method_that_refuses_the_network_leaves_it_to_the_milp(tmp_path, monkeypatch):
+    """A registered method whose stage cannot bound through max pooling: no proof, no crash."""
+    from gurobi_sparse_surrogate.bounds.problem import METHODS
+
+    class BlindInterval:  # interval bounds, without declaring max-pooling support
+        name = "blind interval"
+
+        def __init__(self):
+            (self.stage,) = METHODS["interval"]
+
+        def layer_bounds(self, problem, index, lower, upper):
+            return self.stage.layer_bounds(problem, index, lower, upper)
+
+    monkeypatch.setitem(METHODS, "blind", (BlindInterval(),))
+    net = cnn(nn.MaxPool2d(2))
+    x0 = np.full(36, 0.5)
+    logits = forward64(net, x0)[0]
+    label = int(logits.argmax())
+    radius = 0.25 * (logits[label] - np.sort(logits)[-2]) / cnn_lipschitz(net)  # robust
+    spec = prop(tmp_path, box_text(x0 - radius, x0 + radius) + not_class(label, 3), 36, 3)
+    result = verify(net, spec, time_limit=20, attack=False, proof_bounds="blind")
+    assert result.status == "unsat", result.summary()
+    assert {d["decided_by"] for d in result.disjuncts} == {"MILP"}  # the bounds proved none
+
+
+def test_a_property_met_only_on_its_boundary_is_unknown(tmp_path):
+    """y = relu(x) on [-1, 1] reaches Y_0 >= 1 only at x = 1, with no margin: no
+    counterexample with margin (not sat), and the bound 0 is no proof (not unsat)."""
+    layer = nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.zero_()
+    net = nn.Sequential(layer, nn.ReLU())  # ends with a ReLU: the rows are appended, not folded
+    spec = prop(tmp_path, box_text([-1.0], [1.0]) + "(assert (>= Y_0 1))", 1, 1)
+    result = verify(net, spec, time_limit=20)
+    assert result.status == "unknown", result.summary()
+    assert "1 of 1 disjuncts undecided: box 0: the MILP's proven bound" in result.reason
+    assert result.reason.endswith("is not above 0.0001")
+    (disjunct,) = result.disjuncts
+    assert disjunct["bound"] <= 1e-9  # sound: the minimum of 1 - relu(x) is 0
+    assert result.model_stats and result.model_stats[0]["case"] == 0
+
+
+@needs_size_limited_licence
+def test_a_network_too_large_for_the_licence_is_unknown_with_the_reason(tmp_path):
+    """2100 hidden neurons without bias, all unstable on a box around 0: more variables than
+    the licence allows in either ReLU formulation."""
+    torch.manual_seed(0)
+    hidden, out = nn.Linear(2, 2100), nn.Linear(2100, 1)
+    with torch.no_grad():
+        hidden.bias.zero_()
+    net = nn.Sequential(hidden, nn.ReLU(), out).eval()
+    spec = prop(tmp_path, box_text([-1.0, -1.0], [1.0, 1.0]) + "(assert (>= Y_0 1e6))", 2, 1)
+    options = {"time_limit": 30, "attack": False, "proof_bounds": None, "bounds": "interval"}
+    result = verify(net, spec, **options)
+    assert result.status == "unknown", result.summary()
+    assert "box 0: no MILP: the model does not fit the licence" in result.reason
+    assert "with relu_formulation='max'" in result.reason  # big-M first, then max constraints
+    result = verify(net, spec, relu_formulation="max", **options)
+    assert result.status == "unknown", result.summary()
+    assert "does not fit the licence" in result.reason
+    assert "with relu_formulation='max'" not in result.reason  # tried once
+
+
+def test_solve_polytopes_past_its_deadline_builds_but_does_not_solve():
+    from gurobi_sparse_surrogate import Box
+    from gurobi_sparse_surrogate.applications.output_condition import solve_polytopes
+    from gurobi_sparse_surrogate.applications.vnnlib import OutputPolytope
+
+    net = constant_margin_net()
+    polytope = OutputPolytope(np.array([[1.0, -1.0]]), np.array([0.0]))
+    box = Box(np.full(2, -1.0), np.full(2, 1.0))
+    outcome = solve_polytopes(
+        net, box, [polytope], time_limit=10.0, clock=lambda: 10.0, deadline=5.0
+    )
+    assert outcome.status == "undecided" and outcome.timed_out
+    assert outcome.reason == "the time limit was reached before the MILP"
+    assert "dense" in outcome.model_stats and outcome.history == []
+
+
+def test_a_polytope_without_rows_is_never_proven_unreachable():
+    """No rows: every output meets it, so no bound can prove it unreachable."""
+    from gurobi_sparse_surrogate import Box
+    from gurobi_sparse_surrogate.applications.output_condition import prove_unreachable
+    from gurobi_sparse_surrogate.applications.vnnlib import OutputPolytope
+    from gurobi_sparse_surrogate.network.extraction import extract_layers
+
+    layers = extract_layers(constant_margin_net())
+    box = Box(np.full(2, -1.0), np.full(2, 1.0))
+    every_output = OutputPolytope(np.zeros((0, 2)), np.zeros(0))
+    assert prove_unreachable(layers, box, every_output) == -np.inf
+    # the same call with a row proves Y_1 >= Y_0 unreachable: y0 - y1 = 1 everywhere
+    row = OutputPolytope(np.array([[1.0, -1.0]]), np.array([0.0]))
+    assert prove_unreachable(layers, box, row) == pytest.approx(1.0, abs=1e-9)

@@ -22,7 +22,7 @@ from torch import nn
 from .. import solving
 from ..bounds.options import BoundOptions
 from ..domains import Domain
-from ..exceptions import InvalidOptionError, ModelTooLargeError
+from ..exceptions import ModelTooLargeError
 from ..formulation.predictor import SparseSequentialConstr, add_sparse_predictor_constr
 from ..solving import Incumbent, optimize_judging, proven_bound
 from ..surrogate.swap import SurrogateSwap
@@ -69,11 +69,8 @@ def build_input_model(
     verbose: bool,
     placeholder: bool = False,
 ) -> InputModel:
-    """A model with ``x`` in ``domain`` and ``network`` embedded by this package."""
-    if not isinstance(domain, Domain):
-        raise InvalidOptionError(
-            f"domain must be a Box, LinfBall or L1Ball, got {type(domain).__name__}"
-        )
+    """A model with ``x`` in ``domain`` and ``network`` embedded by this package (the callers,
+    the applications, have checked ``domain``)."""
     env = gp.Env(params={"OutputFlag": int(verbose), "Threads": int(threads)})
     model = gp.Model(env=env)
     x = model.addMVar(domain.n, lb=domain.lower, ub=domain.upper, name="x")

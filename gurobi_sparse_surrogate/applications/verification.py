@@ -18,6 +18,7 @@ from ..formulation.options import EmbeddingOptions
 from ..network.extraction import Float64Network, extract_layers
 from ..solving import check_threads
 from ..summaries import compact_repr
+from .attacks import AttackOptions
 from .common import check_time_limit
 from .output_condition import (
     PROOF_TOL,
@@ -221,6 +222,9 @@ def verify(
     ------
     ShapeMismatchError
         When the network's input or output size is not the property's.
+    InvalidOptionError
+        For an unknown option or option value (``attack_options``, ``proof_bounds``,
+        ``bounds``, ``bound_options``, ``relu_formulation``).
 
     Examples
     --------
@@ -244,6 +248,7 @@ def verify(
             f"unknown attack option(s) {', '.join(map(repr, unknown))}; valid options are "
             f"{', '.join(ATTACK_OPTIONS)}"
         )
+    AttackOptions(**(attack_options or {}))  # the values: steps >= 0, a positive budget...
     # Misspelled options fail here, not later as an "unknown" verdict (the stages below turn
     # a SparseSurrogateError from a network they cannot handle into a reason).
     if proof_bounds is not None and proof_bounds not in METHODS:
