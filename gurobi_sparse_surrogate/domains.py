@@ -268,10 +268,14 @@ class Domain(ABC):
         The smallest box containing the domain (read-only float64 arrays of length ``n``).
     center : numpy.ndarray
         Centre of a ball; the midpoint of a :class:`Box`.
+    is_box : bool
+        Whether the domain is its bounding box (:class:`Box`, :class:`LinfBall`); False for
+        :class:`L1Ball`, whose bounding box holds points outside it.
     """
 
     _lower: np.ndarray
     _upper: np.ndarray
+    is_box: bool = True
 
     @property
     def n(self) -> int:
@@ -292,6 +296,29 @@ class Domain(ABC):
     def center(self) -> np.ndarray:
         """A central point of the domain."""
         return _frozen((self._lower + self._upper) / 2.0)
+
+    def within(self, other: Domain) -> bool:
+        """Whether every point of this domain lies in ``other`` (a sufficient test: False
+        can also mean "not shown", for example for a box inside an L1 ball).
+
+        Examples
+        --------
+        >>> L1Ball([0.5, 0.5], 0.1).within(L1Ball([0.5, 0.5], 0.2))
+        True
+        >>> Box([0.0, 0.0], [1.0, 1.0]).within(L1Ball([0.5, 0.5], 0.2))
+        False
+        """
+        if not isinstance(other, Domain) or other.n != self.n:
+            return False
+        in_box = bool((self.lower >= other.lower).all() and (self.upper <= other.upper).all())
+        if other.is_box or not in_box:
+            return in_box
+        return (
+            isinstance(self, L1Ball)
+            and isinstance(other, L1Ball)
+            and np.array_equal(self.center, other.center)
+            and self.radius <= other.radius
+        )
 
     # ---- Gurobi
 
@@ -702,6 +729,8 @@ class L1Ball(_Ball):
     >>> ball.contains([0.6, 0.9]), ball.contains([0.7, 0.9])
     (True, False)
     """
+
+    is_box = False
 
     # ---- Gurobi
 

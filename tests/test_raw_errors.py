@@ -83,3 +83,28 @@ def test_bad_thread_count_is_named_before_any_work(call, threads):
     """Once a raw GurobiError from the solver, or accepted when the attack answered first."""
     with pytest.raises(InvalidOptionError, match=r"threads must be an integer >= 0, got"):
         call(threads)
+
+
+def test_l1_ball_bounds_are_refused_where_the_inputs_are_not_in_the_ball(model):
+    """Bounds over an L1 ball hold only inside it: reusing them for inputs that range over the
+    ball's bounding box would cut off reachable outputs (a silent wrong model)."""
+    ball = gss.L1Ball(X0, 0.3)
+    x = model.addMVar(4, lb=ball.lower, ub=ball.upper)
+    ball.add_to_model(model, x)
+    pc = gss.add_sparse_predictor_constr(model, NET, x, domain=ball, bounds="linear")
+    assert pc.bounds.domain is ball
+    other = gp.Model()
+    other.Params.OutputFlag = 0
+    y = other.addMVar(4, lb=ball.lower, ub=ball.upper)  # the box only, not the ball
+    with pytest.raises(InvalidOptionError, match=r"computed over L1Ball\(n=4, radius=0.3\)"):
+        gss.add_sparse_predictor_constr(other, NET, y, bounds=pc.bounds)
+    with pytest.raises(InvalidOptionError, match="smaller than its bounding box"):
+        gss.add_sparse_predictor_constr(other, NET, y, bounds=pc.bounds, domain=gss.L1Ball(X0, 0.4))
+    # the same ball, or a smaller one, declared: accepted, and the bounds are exact there
+    ball.add_to_model(other, y)
+    again = gss.add_sparse_predictor_constr(other, NET, y, bounds=pc.bounds, domain=ball)
+    assert again.bounds is pc.bounds
+    smaller = gss.L1Ball(X0, 0.2)
+    assert smaller.within(ball) and not ball.within(smaller)
+    assert not gss.Box(ball.lower, ball.upper).within(ball)
+    assert gss.Box(X0, X0).within(gss.Box(ball.lower, ball.upper))

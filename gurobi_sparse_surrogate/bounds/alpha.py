@@ -136,4 +136,5 @@ def _optimise(network, domain, bounds, steps, lr, time_budget, fixed) -> Network
         method=f"{bounds.method}+alpha",
         input_lower=bounds.input_lower,
         input_upper=bounds.input_upper,
+        domain=bounds.domain,
     )

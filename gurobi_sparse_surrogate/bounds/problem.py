@@ -189,6 +189,10 @@ class NetworkBounds:
     input_lower, input_upper : numpy.ndarray or None
         ``(k, n_in)``: the input box the bounds hold over (the input bounds intersected with
         the domain's box); None for bounds given by the caller.
+    domain : Domain or None
+        The input domain the bounds hold over, when it is smaller than its bounding box
+        (an :class:`~gurobi_sparse_surrogate.L1Ball`): reusing the bounds then needs a model
+        whose inputs are constrained to it (checked when they are passed as ``bounds=``).
     """
 
     lower: list[np.ndarray]
@@ -200,6 +204,7 @@ class NetworkBounds:
     saved_seconds: float = 0.0
     input_lower: np.ndarray | None = None
     input_upper: np.ndarray | None = None
+    domain: Any = None
 
     @property
     def report(self) -> list[dict]:
@@ -358,6 +363,7 @@ def compute_bounds(
         dict(problem.state.passes),
         input_lower=box_lo,
         input_upper=box_hi,
+        domain=domain if domain is not None and not domain.is_box else None,
     )
 
 

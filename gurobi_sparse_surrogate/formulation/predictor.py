@@ -415,8 +415,15 @@ class SparseSequentialConstr(AbstractPredictorConstr):
                 f"range over (inputs {bad}): they would cut off reachable values; compute them "
                 "for these inputs, or pass the domain= they were computed with"
             )
-        # A domain that is not a box (an L1 ball) may hold through the model's own constraints,
-        # so it is not checked here: the box is what the variables themselves promise.
+        # Bounds over a domain smaller than its box (an L1 ball) hold only where the model
+        # constrains its inputs to that domain: the caller declares it with domain=.
+        if bounds.domain is not None and not (domain is not None and domain.within(bounds.domain)):
+            raise InvalidOptionError(
+                f"bounds= were computed over {bounds.domain!r}, which is smaller than its "
+                "bounding box; they hold only for inputs in that domain: constrain the inputs to "
+                "it (domain.add_to_model) and pass domain= that domain (or one inside it), or "
+                "compute bounds for these inputs"
+            )
 
     def _check_unbounded(self) -> None:
         if self.relu_formulation != "bigm":
