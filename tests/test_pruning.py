@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import prune
 
-from gurobi_sparse_surrogate.exceptions import UnsupportedNetworkError
+from gurobi_sparse_surrogate.exceptions import InvalidOptionError, UnsupportedNetworkError
 from gurobi_sparse_surrogate.network.extraction import (
     clone_network,
     extract_layers,
@@ -24,6 +24,7 @@ from gurobi_sparse_surrogate.network.pruning import (
     FinetuneConfig,
     PruningReport,
     SparseSequential,
+    check_prune_options,
     prune_network,
     pruning_report,
 )
@@ -417,6 +418,22 @@ def test_builtin_finetuning_reduces_regression_loss_and_keeps_zeros():
     assert tuned.training is net.training
 
 
+def test_unseeded_finetuning_draws_fresh_batches_and_leaves_the_global_rng_alone():
+    """``seed=None``: each run shuffles differently (two runs agree only if all 32 batch
+    orders of 256 samples coincide), the masks hold, and torch's global RNG is untouched."""
+    x, y = _regression_data()
+    net = make_net([4, 8, 1], seed=6)
+    options = {"epochs": 2, "lr": 1e-2, "batch_size": 16, "seed": None}
+    state = torch.get_rng_state()
+    first = prune_network(net, 0.5, finetune=options, data=(x, y))
+    second = prune_network(net, 0.5, finetune=options, data=(x, y))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not np.array_equal(eff(linears(first)[0]), eff(linears(second)[0]))
+    for a, b in zip(linears(first), linears(second), strict=True):
+        assert np.array_equal(eff(a) == 0, eff(b) == 0)  # same magnitude masks, kept
+    assert first.pruning_report.zeros == round(0.5 * (32 + 8))
+
+
 def test_builtin_finetuning_improves_digits_accuracy():
     from sklearn.datasets import load_digits
 
@@ -513,6 +530,57 @@ def test_report_counts_on_hand_made_network():
     assert "overall" in text and "0.5333" in text and "dead" in text
 
 
+def test_report_counts_on_hand_made_convolutions():
+    """Dead channels of a bias-free convolution; unused channels read by the next convolution,
+    with groups=1 (a channel is a column of every kernel) and groups=2 (a channel is read by
+    its group's kernels only)."""
+    net = nn.Sequential(
+        nn.Unflatten(1, (1, 4, 4)),
+        nn.Conv2d(1, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 1),
+        nn.ReLU(),
+        nn.Conv2d(4, 2, 1, groups=2),
+        nn.Flatten(),
+        nn.Linear(32, 3),
+    )
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.fill_(1.0)
+        net[1].weight[2] = 0.0  # channel 2: dead (no bias)
+        net[3].weight[:, 1] = 0.0  # channel 1 unused by the 1x1 convolution
+        net[3].weight[:, 3] = 0.0  # and channel 3
+        net[5].weight[1, 0] = 0.0  # channel 2 (group 1, first input) unused by the grouped one
+        net[5].weight[0, 1] = 0.0  # channel 1 (group 0, second input) too
+        net[7].weight[:, 5] = 0.0  # a column of the Linear: not a channel, no unused count
+    report = pruning_report(net)
+    got = [(r.name, r.weights, r.zeros, r.dead_neurons, r.unused_neurons) for r in report.layers]
+    assert got == [
+        ("1", 36, 9, 1, 2),
+        ("3", 16, 8, 0, 2),
+        ("5", 4, 2, 0, 0),
+        ("7", 96, 3, 0, 0),
+    ]
+
+
+def test_report_text_shows_finetuning_time_and_accuracy():
+    x = np.eye(3, dtype=np.float32)
+    labels = np.array([0, 1, 1])
+    net = nn.Sequential(nn.Linear(3, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+        net[0].bias.zero_()
+    report = pruning_report(net, (x, labels))
+    assert report.accuracy == pytest.approx(2 / 3)  # the second sample: a tie, argmax 0
+    report.seconds, report.finetune_seconds = 1.5, 0.25
+    text = str(report)
+    assert text.splitlines()[0] == "Pruning report, 1.500 s (0.250 s finetuning)"
+    assert "accuracy: 0.6667" in text
+    report.finetune_seconds = 0.0  # no finetuning: no mention
+    assert str(report).splitlines()[0] == "Pruning report, 1.500 s"
+
+
 def test_report_of_prune_network_has_request_time_and_metrics():
     x, y = _regression_data()
     sparse = prune_network(make_net([4, 8, 1]), 0.5, structure="layer", data=(x, y))
@@ -599,6 +667,14 @@ def test_argument_errors():
         prune_network(net, 0.5, data=(np.zeros((3, 3)), np.zeros(2)))
     with pytest.raises(ValueError, match="finetune lr must be a positive number"):
         FinetuneConfig(lr=0)
+    with pytest.raises(ValueError, match="finetune epochs must be a non-negative integer, got -1"):
+        FinetuneConfig(epochs=-1)
+    with pytest.raises(ValueError, match="finetune batch_size must be a positive integer, got 0"):
+        FinetuneConfig(batch_size=0)
+    with pytest.raises(ValueError, match="data must be a pair \\(X, y\\), got ndarray"):
+        prune_network(net, 0.5, data=np.zeros((3, 3)))
+    with pytest.raises(InvalidOptionError, match="prune_options must be a dict.*got str"):
+        check_prune_options("magnitude")
     nan_net = make_net([3, 4, 2])
     with torch.no_grad():
         nan_net[0].weight[0, 0] = float("nan")

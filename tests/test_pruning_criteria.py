@@ -107,6 +107,41 @@ def test_activation_scores_are_wanda_scores():
     torch.testing.assert_close(s1.double(), expected1)
 
 
+def test_bound_scores_by_hand_without_a_relu_between_linears():
+    """``|w_ij| * max(|l_j|, |u_j|)``: the first layer reads the box [-1, 1]^2; the second
+    reads the first's pre-activations (no ReLU between: the negative side counts in full)."""
+    from gurobi_sparse_surrogate.network.importance import bound_scores
+
+    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 2.0], [-2.0, -2.0]]))
+        net[0].bias.copy_(torch.tensor([0.5, -2.0]))  # h in [-2.5, 3.5] x [-6, 2]
+        net[1].weight.copy_(torch.tensor([[1.0, -3.0]]))
+        net[1].bias.zero_()
+    domain = Box(-np.ones(2), np.ones(2))
+    scores, dead = bound_scores(net, ["0", "1"], [net[0], net[1]], domain, "interval")
+    torch.testing.assert_close(
+        scores[0], torch.tensor([[1.0, 2.0], [2.0, 2.0]], dtype=torch.float64)
+    )
+    torch.testing.assert_close(scores[1], torch.tensor([[3.5, 18.0]], dtype=torch.float64))
+    assert not dead[0].any() and not dead[1].any()  # no ReLU: nothing is dead
+
+
+def test_bound_pruning_with_colons_in_module_names():
+    """Module names are matched to layers exactly (a ':' in a name once made the network
+    refused): the masks are those of the same network with plain names."""
+    from collections import OrderedDict
+
+    plain = mlp([4, 6, 3], seed=5)
+    named = nn.Sequential(OrderedDict([("in:0", plain[0]), ("act", plain[1]), ("out:1", plain[2])]))
+    domain = Box(np.zeros(4), np.ones(4))
+    a = prune_network(plain, 0.4, method="bound", domain=domain)
+    b = prune_network(named, 0.4, method="bound", domain=domain)
+    for m, n in zip((a[0], a[2]), (b[0], b[2]), strict=True):
+        torch.testing.assert_close(m.weight, n.weight, rtol=0, atol=0)
+    assert b.pruning_report.zeros == a.pruning_report.zeros == round(0.4 * (24 + 18))
+
+
 def _net_with_dead_neuron():
     net = mlp([4, 6, 3], seed=2, dtype=torch.float64)
     with torch.no_grad():
@@ -122,6 +157,25 @@ def test_bound_criterion_removes_dead_neurons_losslessly():
     pts = domain.sample(500, rng=0)
     np.testing.assert_allclose(network_forward(sparse, pts), network_forward(net, pts), atol=1e-12)
     assert sparse.pruning_report.sparsity > 0
+
+
+def test_bound_criterion_removes_dead_neurons_of_bias_free_layers():
+    """Without biases a neuron whose weights are all negative is dead on [0, 1]^4 (its
+    pre-activation is at most 0 there): its row is zeroed and no output changes."""
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(4, 5, bias=False), nn.ReLU(), nn.Linear(5, 2, bias=False))
+    net = net.double()
+    with torch.no_grad():
+        net[0].weight[3] = -net[0].weight[3].abs() - 0.1
+        alive = [0, 1, 2, 4]
+        net[0].weight[alive] = net[0].weight[alive].abs() + 0.1
+    domain = Box(np.zeros(4), np.ones(4))
+    sparse = prune_network(net, 0.0, method="bound", domain=domain)
+    assert torch.all(sparse[0].weight[3] == 0) and sparse[0].bias is None
+    assert int((sparse[0].weight == 0).sum()) == 4
+    assert sparse.pruning_report.dead_neurons == 1
+    pts = domain.sample(500, rng=0)
+    np.testing.assert_allclose(network_forward(sparse, pts), network_forward(net, pts), atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)

@@ -20,7 +20,6 @@ Both need the domain (``domain=`` of :func:`prune_network`); neither looks at la
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,13 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..exceptions import InvalidOptionError, ShapeMismatchError, UnsupportedNetworkError
+from ..exceptions import InvalidOptionError, ShapeMismatchError
 from .extraction import effective_parameter, extract_layers, float64_copy
 
 #: Criteria that need the instance's input domain.
 INSTANCE_AWARE: tuple[str, ...] = ("activation", "bound")
-
-_MODULE_NAME = re.compile(r"\(module ([^:]+):")
 
 
 def _check_domain(domain: Any, method: str, n_inputs: int) -> Any:
@@ -117,18 +114,11 @@ def bound_scores(
         method=bound_method,
         domain=domain,
     )
-    index_of = {}
-    for i, layer in enumerate(layers):
-        match = _MODULE_NAME.search(layer.name)
-        if match:
-            index_of[match.group(1)] = i
     scores, dead = [], []
     for name, module in zip(module_names, modules, strict=True):
-        if name not in index_of:
-            raise UnsupportedNetworkError(
-                f"bound-aware pruning could not match module {name!r} to an embedded layer"
-            )
-        i = index_of[name]
+        # every Linear makes a layer named "layer i (module <name>: Linear ..." (a module used
+        # twice, two: the last one's bounds are used)
+        i = max(j for j, layer in enumerate(layers) if f"(module {name}: " in layer.name)
         if i == 0:
             lo, hi = np.asarray(domain.lower), np.asarray(domain.upper)
         else:

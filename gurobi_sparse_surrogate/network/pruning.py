@@ -93,8 +93,8 @@ class LayerReport:
     dead_neurons : int
         Neurons whose incoming weights are all zero and whose bias is zero (or absent).
     unused_neurons : int
-        Neurons whose outgoing column in the next Linear layer is all zero (0 for the last
-        Linear layer).
+        Neurons (channels) whose outgoing weights in the next Linear or Conv2d layer are all
+        zero (0 for the last layer, and where the next layer reads a reshaped tensor).
     pruned : bool
         Whether the layer carries a ``torch.nn.utils.prune`` mask on its weight.
     """
@@ -316,12 +316,16 @@ def pruning_report(network: nn.Module, data: Any = None) -> PruningReport:
             zero_rows &= biases[i].reshape(-1) == 0
         unused = 0
         following = weights[i + 1] if i + 1 < len(modules) else None
-        if following is not None and following.dim() == w.dim() == 2:
-            if following.shape[1] == w.shape[0]:
-                unused = int((following == 0).all(dim=0).sum())
-        elif following is not None and following.dim() == w.dim() == 4:
-            if following.shape[1] == w.shape[0]:  # groups=1: a column per input channel
-                unused = int((following == 0).transpose(0, 1).flatten(1).all(dim=1).sum())
+        groups = getattr(modules[i + 1][1], "groups", 1) if following is not None else 1
+        if (
+            following is not None
+            and following.dim() == w.dim()
+            and following.shape[1] * groups == w.shape[0]
+        ):
+            # an input (channel) of group g is read by that group's outputs only
+            per_group = following.shape[1]
+            zero = (following == 0).reshape(groups, -1, per_group, following[0, 0].numel())
+            unused = int(zero.all(dim=3).all(dim=1).sum())
         zeros = int((w == 0).sum())
         layers.append(
             LayerReport(
@@ -491,7 +495,8 @@ def _round_targets(sparsity: float, rounds: int, schedule: str) -> list[float]:
 
 
 def _fold_zeros(module: nn.Linear) -> torch.Tensor:
-    """Mask the weights that are zero already; return the effective weight."""
+    """Mask the weights that are zero already (every module leaves with a weight mask);
+    return the effective weight."""
     w = effective_parameter(module, "weight")
     if not torch.isfinite(w).all():
         raise NonFiniteWeightError("cannot prune a Linear layer with NaN or infinite weights")
@@ -500,11 +505,6 @@ def _fold_zeros(module: nn.Linear) -> torch.Tensor:
     if mask is None or not torch.equal(nonzero, mask.bool()):
         prune.custom_from_mask(module, "weight", mask=nonzero.to(w.dtype))
     return w
-
-
-def _ensure_mask(module: nn.Linear) -> None:
-    if not _has_mask(module, "weight"):
-        prune.identity(module, "weight")
 
 
 def _prune_round(
@@ -563,8 +563,6 @@ def _prune_round(
                 bias = effective_parameter(m, "bias")
                 if bool(((~alive) & (bias != 0)).any()):
                     prune.custom_from_mask(m, "bias", mask=alive.to(bias.dtype))
-    for m in modules:
-        _ensure_mask(m)
 
 
 def _row_mask(weight: torch.Tensor, score: torch.Tensor, level: float) -> torch.Tensor:
