@@ -192,3 +192,97 @@ def test_console_script_is_declared():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     module, name = project["project"]["scripts"]["gss-verify"].split(":")
     assert getattr(importlib.import_module(module), name) is main
+
+
+def test_benchmark_loads_a_network_once_and_timeout_overrides_the_rows(
+    bench, tmp_path, monkeypatch, capsys
+):
+    from gurobi_sparse_surrogate.applications import verification
+    from gurobi_sparse_surrogate.network import onnx as onnx_module
+
+    loads, limits = [], []
+    real_load, real_verify = onnx_module.load_onnx, verification.verify
+
+    def counting_load(path, *args, **kwargs):
+        loads.append(path.name)
+        return real_load(path, *args, **kwargs)
+
+    def recording_verify(net, spec, **kwargs):
+        limits.append(kwargs["time_limit"])
+        return real_verify(net, spec, **kwargs)
+
+    monkeypatch.setattr(onnx_module, "load_onnx", counting_load)
+    monkeypatch.setattr(verification, "verify", recording_verify)
+    instances = tmp_path / "two.csv"
+    instances.write_text("onnx/net.onnx,vnnlib/unsat.vnnlib,20\nonnx/net.onnx,vnnlib/sat.vnnlib,\n")
+    results = tmp_path / "results.csv"
+    argv = ["--instances", str(instances), "--root", str(bench), "--results", str(results)]
+    assert main([*argv, "--timeout", "15"]) == 0
+    assert loads == ["net.onnx"]  # the second instance reuses the loaded network
+    assert limits == [15.0, 15.0]  # --timeout wins over the rows' 20 s and their default
+    rows = read_rows(results)
+    assert [(r[0], r[2], r[4]) for r in rows] == [
+        ("toy_benchmark", "vnnlib/unsat.vnnlib", "unsat"),
+        ("toy_benchmark", "vnnlib/sat.vnnlib", "sat"),
+    ]
+    assert not list(tmp_path.glob("**/*.result"))  # no --result-dir: no result files
+    assert "sat" in capsys.readouterr().out
+
+
+def test_every_failure_is_an_error_verdict_with_its_message(bench, tmp_path, monkeypatch, capsys):
+    result = tmp_path / "result.txt"
+    net, unsat = str(bench / "onnx/net.onnx"), str(bench / "vnnlib/unsat.vnnlib")
+    # a file that cannot be read; --verbose adds the traceback
+    assert main([str(bench / "missing.onnx"), unsat, "--verbose", "--result", str(result)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "missing.onnx" in err
+    assert result.read_text() == "error\n"
+
+    # verify itself failing (whatever the cause) is an error verdict too, not a crash
+    from gurobi_sparse_surrogate.applications import verification
+
+    def broken_verify(net, spec, **kwargs):
+        raise RuntimeError("the solver went away")
+
+    monkeypatch.setattr(verification, "verify", broken_verify)
+    assert main([net, unsat, "--result", str(result)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "error"
+    assert "gss-verify: RuntimeError: the solver went away" in captured.err
+    assert "Traceback" not in captured.err  # only with --verbose
+    assert result.read_text() == "error\n"
+    assert main([net, unsat, "--verbose"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan"])
+def test_a_timeout_that_is_not_positive_is_a_usage_error(bench, timeout, capsys):
+    argv = [str(bench / "onnx/net.onnx"), str(bench / "vnnlib/unsat.vnnlib"), "--timeout", timeout]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "--timeout must be positive" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command_and_exits_with_its_code(bench, tmp_path, monkeypatch):
+    import runpy
+
+    result = tmp_path / "result.txt"
+    argv = [str(bench / "onnx/net.onnx"), str(bench / "vnnlib/unsat.vnnlib"), "--result"]
+    monkeypatch.setattr(sys, "argv", ["gss-verify", *argv, str(result)])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("gurobi_sparse_surrogate", run_name="__main__")
+    assert info.value.code == 0 and result.read_text() == "unsat\n"
+    monkeypatch.setattr(sys, "argv", ["gss-verify", str(bench / "missing.onnx"), argv[1]])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("gurobi_sparse_surrogate", run_name="__main__")
+    assert info.value.code == 1
+
+
+def test_importing_the_main_module_does_not_run_the_command(monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(sys, "argv", ["gss-verify"])  # would be a usage error (exit 2) if run
+    monkeypatch.delitem(sys.modules, "gurobi_sparse_surrogate.__main__", raising=False)
+    module = importlib.import_module("gurobi_sparse_surrogate.__main__")
+    assert module.main is main
