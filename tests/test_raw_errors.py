@@ -108,3 +108,20 @@ def test_l1_ball_bounds_are_refused_where_the_inputs_are_not_in_the_ball(model):
     assert smaller.within(ball) and not ball.within(smaller)
     assert not gss.Box(ball.lower, ball.upper).within(ball)
     assert gss.Box(X0, X0).within(gss.Box(ball.lower, ball.upper))
+
+
+def test_dropout_in_training_mode_is_embedded_as_evaluation_with_a_warning(model):
+    """A network left in training mode would drop random neurons in torch; the embedding is
+    the evaluation-mode network, and says so."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(6, 2)
+    )
+    net.train()
+    x = model.addMVar((1, 4), lb=X0, ub=X0)
+    with pytest.warns(UserWarning, match=r"module '2' \(Dropout, p=0.5\) is in training mode"):
+        pc = gss.add_sparse_predictor_constr(model, net, x, bounds="interval")
+    model.optimize()
+    with torch.no_grad():
+        expected = net.eval()(torch.as_tensor(X0[None], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(pc.output.X, expected, atol=1e-5)

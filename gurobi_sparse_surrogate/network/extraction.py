@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -541,6 +542,14 @@ def extract_layers(network: nn.Module) -> list[Layer]:
         elif isinstance(module, nn.Unflatten):
             state.unflatten(name, module)
         elif isinstance(module, NO_OP_MODULES):
+            if module.training and getattr(module, "p", 0.0) > 0:
+                warnings.warn(
+                    f"module {name!r} ({type(module).__name__}, p={module.p:g}) is in training "
+                    "mode, where it zeroes random values; it is embedded as in evaluation mode "
+                    "(the identity), as network.eval() would run it",
+                    UserWarning,
+                    stacklevel=3,
+                )
             continue
         else:
             raise _unsupported(name, module)
