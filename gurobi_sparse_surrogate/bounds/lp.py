@@ -426,10 +426,7 @@ class _ConeModel:
         """The solver's proven bound, padded; None without one."""
         if self.model.SolCount == 0 and self.model.Status != GRB.OPTIMAL:
             return None
-        try:
-            value = float(self.model.ObjBound)
-        except gp.GurobiError:
-            return None
+        value = float(self.model.ObjBound)  # defined once there is a solution or an optimum
         if not np.isfinite(value):
             return None
         return value - (_OBJ_PAD * (1 + abs(value)) + pad)
