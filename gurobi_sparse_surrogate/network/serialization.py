@@ -161,7 +161,7 @@ def load_network(path: str | os.PathLike) -> nn.Sequential:
     -------
     torch.nn.Sequential
         The network (a :class:`SparseSequential` if one was saved) in evaluation mode, with the
-        saved parameter dtypes and prune masks.
+        saved parameter dtype (the widest one if they were mixed) and prune masks.
 
     Raises
     ------
@@ -205,8 +205,8 @@ def load_network(path: str | os.PathLike) -> nn.Sequential:
     if not isinstance(state, dict):
         raise DatasetFormatError(f"{path} holds no state_dict")
     dtypes = {value.dtype for value in state.values() if value.is_floating_point()}
-    if len(dtypes) == 1:  # keep the saved precision (float32 or float64)
-        network.to(dtypes.pop())
+    if dtypes:  # keep the saved precision; the widest if it was mixed (no value is rounded)
+        network.to(max(dtypes, key=lambda dtype: torch.finfo(dtype).bits))
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
@@ -214,7 +214,6 @@ def load_network(path: str | os.PathLike) -> nn.Sequential:
             f"{path}: weights do not match the architecture: {error}"
         ) from error
     for module in network.modules():  # refresh what prune hooks cache (stale until a forward)
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, prune.BasePruningMethod):
-                setattr(module, hook._tensor_name, hook.apply_mask(module))
+        for hook in module._forward_pre_hooks.values():  # _build adds prune's hooks only
+            setattr(module, hook._tensor_name, hook.apply_mask(module))
     return network.eval()
