@@ -116,3 +116,38 @@ def model():
     yield m
     m.dispose()
     env.dispose()
+
+
+@pytest.fixture
+def forward_passes():
+    """``forward_passes(rows=None, sleep_at=None, seconds=0.0, raise_at=None)`` counts the
+    forward passes (of ``rows`` inputs, if given) of every ``nn.Sequential``: the network and
+    the package's copies of it, seen by a global torch hook, which the embedding does not see
+    (it refuses hooks on the network). Pass number ``sleep_at`` sleeps ``seconds`` (sleeping
+    past a time limit makes the limit reached whatever the machine's load); pass number
+    ``raise_at`` raises KeyboardInterrupt (a Ctrl-C while torch runs). Returns a one-item
+    list, the count."""
+    import time
+
+    from torch.nn.modules.module import register_module_forward_hook
+
+    handles = []
+
+    def install(rows=None, sleep_at=None, seconds=0.0, raise_at=None):
+        calls = [0]
+
+        def hook(module, inputs, output):
+            if type(module) is not nn.Sequential or rows not in (None, inputs[0].shape[0]):
+                return
+            calls[0] += 1
+            if calls[0] == sleep_at:
+                time.sleep(seconds)
+            if calls[0] == raise_at:
+                raise KeyboardInterrupt
+
+        handles.append(register_module_forward_hook(hook))
+        return calls
+
+    yield install
+    for handle in handles:
+        handle.remove()

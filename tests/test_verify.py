@@ -293,37 +293,6 @@ UNREACHABLE = box_text([-2.0, -2.0], [2.0, 2.0]) + (
 )
 
 
-@pytest.fixture
-def forward_passes():
-    """``forward_passes(sleep_at=None, seconds=0.0, rows=None)`` counts the forward passes
-    (of ``rows`` inputs, if given) of every ``nn.Sequential``: the network and the package's
-    copies of it, seen by a global torch hook, which the embedding does not see (it refuses
-    hooks on the network). Pass number ``sleep_at`` sleeps ``seconds``: sleeping past a time
-    limit makes the limit reached whatever the machine's load."""
-    import time
-
-    from torch.nn.modules.module import register_module_forward_hook
-
-    handles = []
-
-    def install(sleep_at=None, seconds=0.0, rows=None):
-        calls = [0]
-
-        def hook(module, inputs, output):
-            if type(module) is not nn.Sequential or rows not in (None, inputs[0].shape[0]):
-                return
-            calls[0] += 1
-            if calls[0] == sleep_at:
-                time.sleep(seconds)
-
-        handles.append(register_module_forward_hook(hook))
-        return calls
-
-    yield install
-    for handle in handles:
-        handle.remove()
-
-
 def test_result_repr_and_bad_arguments(net, tmp_path):
     result = VerificationResult("sat", "", case=1, polytope=0, value=-0.5, found_by="attack")
     assert repr(result) == (

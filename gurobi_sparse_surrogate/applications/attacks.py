@@ -142,8 +142,8 @@ def _descend(
     """
     x = torch.from_numpy(domain.project(starts))
     l1 = isinstance(domain, L1Ball)
-    best_x, best_value, steps_run = x[0].numpy().copy(), np.inf, 0
-    for step in range(steps + 1):
+    best_x, best_value, step = x[0].numpy().copy(), np.inf, 0
+    while True:  # evaluate, then step: steps + 1 evaluations at most
         x.requires_grad_(True)
         with torch.enable_grad():
             values = loss(x)
@@ -161,8 +161,8 @@ def _descend(
             # decay the step so that the last iterations refine rather than bounce
             scale = step_size * (1.0 - 0.9 * step / max(steps, 1))
             x = domain.project(x.detach() - scale * direction)
-        steps_run += 1
-    return best_x, best_value, steps_run
+        step += 1
+    return best_x, best_value, step
 
 
 def _l1_direction(grad: torch.Tensor, x: torch.Tensor, domain: L1Ball) -> torch.Tensor:

@@ -39,7 +39,7 @@ from ..exceptions import SparseSurrogateError
 from ..network.extraction import Float64Network, Layer
 from ..solving import Incumbent
 from .adversarial import MARGIN_TOL, ROBUST_TOL
-from .attacks import _default_step, _descend, _prepare, _single_thread, _starts
+from .attacks import _check_budget, _default_step, _descend, _prepare, _single_thread, _starts
 from .common import build_fitting_input_model, default_bound_options, solve
 from .vnnlib import OutputPolytope
 
@@ -165,6 +165,7 @@ def attack_polytope(
     value is below ``-SAT_TOL``. Returns the best point (in the box) and its value from a
     float64 forward pass.
     """
+    _check_budget(steps, restarts, step_size, time_budget)
     start = time.perf_counter()
     model = _prepare(network)
     A = torch.from_numpy(np.asarray(polytope.A, dtype=np.float64))
