@@ -60,6 +60,11 @@ def _check_sound(net, domain, c, offset=None, n_samples=3000):
     # at the centre too, and the optimised slopes never lose to CROWN's fixed ones
     assert (forward64(net, np.array(domain.center))[0] @ c.T + d >= result.lower).all()
     assert (result.lower >= result.fixed_slopes).all()
+    # the relaxation's inputs lie in the domain, where the function is at least the bound
+    assert result.inputs.shape == (c.shape[0], domain.n)
+    assert domain.contains(result.inputs).all()
+    at_inputs = np.einsum("ij,ij->i", forward64(net, result.inputs), c) + d
+    assert (at_inputs >= result.lower - 1e-9).all()
     return result
 
 

@@ -23,6 +23,7 @@ from ..summaries import compact_repr, number, phase_table, phases_from_history, 
 from ..verbosity import logs_when_verbose
 from .attacks import AttackOptions, pgd_attack
 from .common import (
+    Outcome,
     build_fitting_input_model,
     check_time_limit,
     default_bound_options,
@@ -44,6 +45,11 @@ CUT_SLACK = 1e-5
 #: time limit they may take.
 ALPHA_STEPS = 20
 ALPHA_BUDGET_SHARE = 0.1
+#: Targeted attacks from the relaxation's inputs before the MILP: at most this many classes
+#: (the least proven first), each with these steps and seconds.
+RELAXATION_ATTACKS = 3
+RELAXATION_ATTACK_STEPS = 100
+RELAXATION_ATTACK_SECONDS = 0.5
 
 
 @dataclass
@@ -282,6 +288,10 @@ def find_adversarial(
         done = search.proof_stage(bounds, bound_opts, surrogate, proof_steps)
         if done is not None:
             return done
+        if attack:
+            done = search.relaxation_stage(seed, stop_at_first)
+            if done is not None:
+                return done
         return search.milp_stage(
             threads=threads,
             bounds=bounds,
@@ -330,6 +340,8 @@ class _Search:
         self.proven_bounds: dict[int, float] = {}
         #: intermediate bounds tightened by optimised slopes, for the MILP (None: its own)
         self.milp_bounds: Any = None
+        #: per open class, the input where the relaxation's lower function is smallest
+        self.relaxation_points: dict[int, np.ndarray] = {}
         self.result = AdversarialResult(
             "unknown",
             None,
@@ -492,6 +504,51 @@ class _Search:
         self.prove(tightened, steps)
         return self.all_proven()
 
+    def relaxation_stage(self, seed: int, stop_at_first: bool) -> AdversarialResult | None:
+        """Forward passes of the relaxation's inputs of the open classes, then a short targeted
+        attack from each: the relaxation points where the margin is likely smallest, which a
+        gradient attack from the reference input may not reach. The best point becomes the MIP
+        start."""
+        if not self.relaxation_points:
+            return None
+        began = time.perf_counter()
+        order = sorted(self.relaxation_points, key=lambda j: self.class_bounds.get(j, 0.0))
+        best = self.start_point
+        best_margin = np.inf if best is None else self.margin_at(best)[0]
+        try:
+            for j in order[:RELAXATION_ATTACKS]:
+                point = self.relaxation_points[j]
+                budget = min(RELAXATION_ATTACK_SECONDS, self.time_limit - self.clock())
+                if budget <= 0:
+                    break
+                found = pgd_attack(
+                    self.network,
+                    point,
+                    self.domain,
+                    true_label=self.label,
+                    target=j if self.target_class is None else self.target_class,
+                    steps=RELAXATION_ATTACK_STEPS,
+                    restarts=1,
+                    seed=seed,
+                    time_budget=budget,
+                )
+                for x in (point, found.x):
+                    margin = self.margin_at(x)[0]
+                    if margin < best_margin and self.domain.contains(x):
+                        best, best_margin = np.asarray(x, dtype=np.float64), margin
+                if best is not None and self.misclassified(best):
+                    break
+        finally:
+            self.result.attack_seconds += time.perf_counter() - began
+        self.start_point = best
+        if best is None or not self.misclassified(best):
+            return None
+        self.result.time_to_first = self.clock()
+        self.result.history.append(
+            Incumbent(self.result.time_to_first, "relaxation attack", None, best_margin, True, True)
+        )
+        return self.finish(best, "adversarial", "relaxation attack") if stop_at_first else None
+
     def prove(self, intermediate: Any, steps: int) -> None:
         """Drop the classes an objective-aware bound proves (margin > 0 over the domain)."""
         open_classes = [j for j in self.candidates if j not in self.proven_bounds]
@@ -510,10 +567,13 @@ class _Search:
             return
         finally:
             self.result.proof_seconds += time.perf_counter() - began
-        for j, value in zip(open_classes, found.lower, strict=True):
+        for row, (j, value) in enumerate(zip(open_classes, found.lower, strict=True)):
             self.class_bounds[j] = max(self.class_bounds.get(j, -np.inf), float(value))
             if value > 0:
                 self.proven_bounds[j] = float(value)
+                self.relaxation_points.pop(j, None)
+            elif found.inputs is not None:
+                self.relaxation_points[j] = found.inputs[row]
         self.result.proven_classes = sorted(self.proven_bounds)
         logger.info(
             "find_adversarial: objective-aware bounds (%s intermediate bounds) prove %d of %d "
@@ -569,6 +629,9 @@ class _Search:
             if remaining <= 0:
                 self.result.reason = "time limit reached before the MILP"
                 return self.undecided()
+            open_classes = [j for j in self.candidates if j not in self.proven_bounds]
+            if surrogate is None and stop_at_first and len(open_classes) > 1:
+                return self._judge_outcome(self._solve_per_class(problem, open_classes))
             outcome = solve(
                 problem,
                 lambda x: (self.margin_at(x)[0], self.misclassified(x)),
@@ -586,6 +649,63 @@ class _Search:
             return self._judge_outcome(outcome)
         finally:
             problem.dispose()
+
+    def _solve_per_class(self, problem: Any, open_classes: list[int]) -> Outcome:
+        """One solve of the dense model per open class ``j`` (objective ``y_label - y_j``,
+        stopped once its bound is positive or at the first adversarial input), the classes
+        the start point comes closest to first. Each solve is far easier than the one with
+        the maximum over the classes (whose relaxation is weak); the model is built once.
+
+        The merged outcome's bound is the smallest class bound, and at most ``ROBUST_TOL``
+        unless every class was proven."""
+        y = problem.predictor.output[0]
+        if self.start_point is not None:
+            logits = self.forward(self.start_point)
+            open_classes = sorted(open_classes, key=lambda j: logits[self.label] - logits[j])
+        merged = Outcome()
+        bounds: list[float] = []
+        for j in open_classes:
+            left = self.time_limit - self.clock()
+            if left <= 0:
+                bounds.append(-np.inf)
+                break
+            problem.model.setObjective(y[self.label] - y[j], GRB.MINIMIZE)
+            outcome = solve(
+                problem,
+                lambda x: (self.margin_at(x)[0], self.misclassified(x)),
+                sense=GRB.MINIMIZE,
+                clock=self.clock,
+                time_limit=left,
+                stop_at_first_valid=True,
+                start=self.start_point,
+                dense_params={"BestBdStop": 2 * ROBUST_TOL},
+            )
+            merged.history.extend(outcome.history)
+            merged.interrupted = outcome.interrupted
+            if merged.first_valid is None:
+                merged.first_valid = outcome.first_valid
+            if outcome.best_x is not None:
+                merged.best_x, merged.best_value = outcome.best_x, outcome.best_value
+                merged.best_time, merged.found_by = outcome.best_time, outcome.found_by
+                break
+            bound = -np.inf if outcome.bound is None else float(outcome.bound)
+            bounds.append(bound)
+            logger.info(
+                "find_adversarial: MILP on class %d: bound %.4g after %.2f s",
+                j,
+                bound,
+                self.clock(),
+            )
+            if bound <= ROBUST_TOL or outcome.interrupted:
+                break
+        if bounds:
+            merged.bound = min(bounds)
+            if len(bounds) < len(open_classes):
+                merged.bound = min(merged.bound, 0.0)
+            if not np.isfinite(merged.bound):
+                merged.bound = None
+        merged.dense_stats = problem.predictor.stats
+        return merged
 
     def _set_margin_objective(self, problem: Any) -> None:
         """Objective ``y_label - max_j y_j`` over the unproven classes, with the proven bounds

@@ -67,6 +67,10 @@ class ObjectiveBound:
         The method of the intermediate (pre-activation) bounds used.
     history : list of float
         The sum over rows of the differentiable bound at every step (for diagnostics).
+    inputs : numpy.ndarray or None
+        Shape ``(m, n_in)``: per row, the input of the domain where the final linear lower
+        function is smallest (its minimiser over the input box, projected onto the domain): the
+        relaxation's answer, a good start for an attack on that row.
     """
 
     lower: np.ndarray
@@ -75,6 +79,7 @@ class ObjectiveBound:
     seconds: float
     bounds_method: str
     history: list[float] = field(default_factory=list)
+    inputs: np.ndarray | None = None
 
     def proven(self, threshold: float = 0.0) -> np.ndarray:
         """Rows whose bound exceeds ``threshold`` (boolean ``(m,)``)."""
@@ -332,10 +337,13 @@ def _bound_output_objective(network, domain, c, offset, bounds, steps, lr, bound
                     if a is not None:
                         best_alphas[j][better] = a.detach()[better]
 
+    minimisers = []
+
     def exact(alpha_list) -> np.ndarray:
         with torch.no_grad():
             coef, const = backward(alpha_list)
         coef_np = coef.numpy()
+        minimisers.append(np.where(coef_np > 0, lo[None, :], hi[None, :]))
         const_np = const.numpy()
         value, _ = domain.first_layer_bounds(coef_np, const_np)
         value = np.asarray(value, dtype=np.float64)
@@ -358,4 +366,5 @@ def _bound_output_objective(network, domain, c, offset, bounds, steps, lr, bound
         time.perf_counter() - start,
         net_bounds.method,
         history,
+        np.asarray(domain.project(minimisers[-1]), dtype=np.float64),
     )

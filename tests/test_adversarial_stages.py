@@ -1,0 +1,84 @@
+"""find_adversarial's stages after the proofs: per-class MILPs on the dense model and attacks
+from the relaxation's inputs, checked against gurobi-ml's embedding and torch."""
+
+from __future__ import annotations
+
+import gurobi_ml
+import gurobipy as gp
+import numpy as np
+import pytest
+from conftest import forward64
+
+from gurobi_sparse_surrogate import LinfBall, find_adversarial
+from gurobi_sparse_surrogate.datasets import load_digits, train_classifier
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits()
+    net = train_classifier(X[:1000], y[:1000], hidden=(12, 12), seed=1, epochs=15)
+    return net, X[1000:]
+
+
+def _true_minimum_margins(net, domain, label: int) -> np.ndarray:
+    """Per wrong class, min of y_label - y_j over the box, by gurobi-ml's own embedding."""
+    out = []
+    for j in range(10):
+        if j == label:
+            continue
+        with gp.Env(params={"OutputFlag": 0, "Threads": 1}) as env, gp.Model(env=env) as m:
+            x = m.addMVar(domain.n, lb=domain.lower, ub=domain.upper)
+            y = m.addMVar(10, lb=-gp.GRB.INFINITY)
+            gurobi_ml.add_predictor_constr(m, net, x, y)
+            m.setObjective(y[label] - y[j], gp.GRB.MINIMIZE)
+            m.Params.MIPGap = 1e-6
+            m.optimize()
+            assert m.Status == gp.GRB.OPTIMAL
+            out.append(m.ObjVal)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("index", "radius"), [(0, 0.02), (1, 0.06), (3, 0.25)])
+def test_per_class_milps_answer_as_the_exact_minimum_says(digits, index, radius):
+    """No proofs and no attack: every class goes to its own MILP on the dense model."""
+    net, X = digits
+    x0 = X[index]
+    domain = LinfBall(x0, radius)
+    result = find_adversarial(
+        net, x0, domain, target="any", time_limit=60, attack=False, proof_steps=None
+    )
+    truth = _true_minimum_margins(net, domain, result.label)
+    if result.status == "adversarial":
+        logits = forward64(net, result.x)[0]
+        assert domain.contains(result.x) and logits.argmax() != result.label
+        assert truth.min() < 0
+    else:
+        assert result.status == "robust"
+        assert truth.min() > -1e-4
+        assert result.bound <= truth.min() + 1e-4 * (1 + abs(truth.min()))
+
+
+def test_the_verdicts_cover_both_answers(digits):
+    """The cases above are not all of one kind (a test that cannot fail is a defect)."""
+    net, X = digits
+    statuses = {
+        find_adversarial(
+            net, X[i], LinfBall(X[i], r), target="any", time_limit=60, attack=False
+        ).status
+        for i, r in [(0, 0.02), (3, 0.25)]
+    }
+    assert statuses == {"robust", "adversarial"}
+
+
+def test_relaxation_points_attack_and_stay_in_the_domain(digits):
+    """With the attack on, whatever decides is checked by torch and lies in the domain."""
+    net, X = digits
+    for index in range(6):
+        x0 = X[index]
+        domain = LinfBall(x0, 0.12)
+        result = find_adversarial(net, x0, domain, target="any", time_limit=60)
+        if result.status == "adversarial":
+            assert domain.contains(result.x)
+            assert forward64(net, result.x)[0].argmax() != result.label
+        if result.x is not None:
+            assert domain.contains(result.x)
