@@ -575,9 +575,15 @@ def test_load_rejects_unsupported_and_foreign_files(tmp_path):
     path = tmp_path / "net.pt"
     save_network(make_mlp(3, (4,), 2), path)
     payload = torch.load(path, weights_only=True)
+    payload["architecture"]["children"][1][1] = {"type": "Conv1d", "pruned": []}
+    torch.save(payload, tmp_path / "conv.pt")
+    with pytest.raises(UnsupportedNetworkError, match="Conv1d.*supported modules"):
+        load_network(tmp_path / "conv.pt")
     payload["architecture"]["children"][1][1] = {"type": "Conv2d", "pruned": []}
     torch.save(payload, tmp_path / "conv.pt")
-    with pytest.raises(UnsupportedNetworkError, match="Conv2d.*supported modules"):
+    with pytest.raises(
+        DatasetFormatError, match=r"^malformed Conv2d entry at 1: missing 'in_channels'$"
+    ):
         load_network(tmp_path / "conv.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(DatasetFormatError, match="not a network file"):

@@ -26,7 +26,40 @@ _CONTAINERS: dict[str, type[nn.Sequential]] = {
     "Sequential": nn.Sequential,
     "SparseSequential": SparseSequential,
 }
-_LEAVES = ("Linear", "ReLU", "Identity", "Dropout", "Flatten")
+#: Leaf modules by class name, with the constructor arguments that rebuild them (read back
+#: from the module's attributes of the same name).
+_LEAVES: dict[str, tuple[str, ...]] = {
+    "Linear": ("in_features", "out_features", "bias"),
+    "Conv2d": (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "bias",
+        "padding_mode",
+    ),
+    "AvgPool2d": (
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
+    ),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    "ReLU": (),
+    "Identity": (),
+    "Dropout": ("p",),
+    "Dropout1d": ("p",),
+    "Dropout2d": ("p",),
+    "Flatten": ("start_dim", "end_dim"),
+    "Unflatten": ("dim", "unflattened_size"),
+}
 _SUPPORTED = ", ".join((*_CONTAINERS, *_LEAVES))
 
 
@@ -34,6 +67,16 @@ def _unsupported(kind: str, where: str) -> UnsupportedNetworkError:
     return UnsupportedNetworkError(
         f"cannot {where} a network with a {kind} module; supported modules: {_SUPPORTED}"
     )
+
+
+def _plain(value: Any) -> Any:
+    """A constructor argument as plain data (tuples as lists)."""
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _argument(value: Any) -> Any:
+    """Inverse of :func:`_plain` (sizes and strides as tuples, as torch stores them)."""
+    return tuple(_argument(v) for v in value) if isinstance(value, list) else value
 
 
 def _describe(module: nn.Module, path: str) -> dict[str, Any]:
@@ -51,23 +94,15 @@ def _describe(module: nn.Module, path: str) -> dict[str, Any]:
             [name, _describe(child, f"{path}.{name}")] for name, child in module.named_children()
         ]
         return {"type": kind, "children": children}
-    if isinstance(module, nn.Linear):
-        spec = {
-            "type": "Linear",
-            "in_features": module.in_features,
-            "out_features": module.out_features,
-            "bias": module.bias is not None or hasattr(module, "bias_orig"),
-        }
-    elif isinstance(module, nn.ReLU):
-        spec = {"type": "ReLU"}
-    elif isinstance(module, nn.Identity):
-        spec = {"type": "Identity"}
-    elif isinstance(module, nn.Dropout):
-        spec = {"type": "Dropout", "p": float(module.p)}
-    elif isinstance(module, nn.Flatten):
-        spec = {"type": "Flatten", "start_dim": module.start_dim, "end_dim": module.end_dim}
-    else:
-        raise _unsupported(f"{type(module).__name__} (at {path.lstrip('.')})", "save")
+    kind = type(module).__name__
+    if kind not in _LEAVES or type(module) is not getattr(nn, kind):  # subclasses may differ
+        raise _unsupported(f"{kind} (at {path.lstrip('.')})", "save")
+    spec: dict[str, Any] = {"type": kind}
+    for name in _LEAVES[kind]:
+        if name == "bias":  # a pruned bias lives in bias_orig
+            spec[name] = module.bias is not None or hasattr(module, "bias_orig")
+        else:
+            spec[name] = _plain(getattr(module, name))
     spec["pruned"] = pruned
     return spec
 
@@ -83,23 +118,16 @@ def _build(spec: Any, path: str) -> nn.Module:
             for name, child in spec["children"]:
                 container.add_module(str(name), _build(child, f"{path}.{name}"))
             return container
-        if kind == "Linear":
-            module = nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"])
-        elif kind == "ReLU":
-            module = nn.ReLU()
-        elif kind == "Identity":
-            module = nn.Identity()
-        elif kind == "Dropout":
-            module = nn.Dropout(spec["p"])
-        elif kind == "Flatten":
-            module = nn.Flatten(spec["start_dim"], spec["end_dim"])
-        else:
+        if kind not in _LEAVES:
             raise _unsupported(f"{kind} (at {path.lstrip('.')})", "load")
+        arguments = {name: _argument(spec[name]) for name in _LEAVES[kind]}
+        module = getattr(nn, kind)(**arguments)
     except (KeyError, TypeError, ValueError) as error:
-        if isinstance(error, UnsupportedNetworkError):
-            raise
+        if isinstance(error, (UnsupportedNetworkError, DatasetFormatError)):
+            raise  # already names the entry
+        problem = f"missing {error}" if isinstance(error, KeyError) else str(error)
         raise DatasetFormatError(
-            f"malformed {kind} entry at {path.lstrip('.')}: {error}"
+            f"malformed {kind} entry at {path.lstrip('.')}: {problem}"
         ) from error
     for name in spec.get("pruned", []):
         prune.identity(module, name)  # creates <name>_orig and <name>_mask, filled by the state
@@ -109,9 +137,11 @@ def _build(spec: Any, path: str) -> nn.Module:
 def save_network(network: nn.Module, path: str | os.PathLike) -> None:
     """Save a network's architecture (as plain data) and its ``state_dict`` in one file.
 
-    Supported are (nested) ``nn.Sequential`` / :class:`SparseSequential` containers of
-    ``Linear``, ``ReLU``, ``Identity``, ``Dropout`` and ``Flatten`` modules. Modules pruned with
-    :mod:`torch.nn.utils.prune` keep their masks: they are pruned again on loading.
+    Supported are (nested) ``nn.Sequential`` / :class:`SparseSequential` containers of the
+    modules the package embeds: ``Linear``, ``Conv2d``, ``AvgPool2d``, ``MaxPool2d``,
+    ``BatchNorm1d``, ``BatchNorm2d``, ``ReLU``, ``Identity``, ``Dropout`` (also 1d and 2d),
+    ``Flatten`` and ``Unflatten``. Batch-norm running statistics are part of the state. Modules
+    pruned with :mod:`torch.nn.utils.prune` keep their masks: they are pruned again on loading.
 
     Parameters
     ----------
