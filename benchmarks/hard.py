@@ -122,7 +122,7 @@ def ground_truth(
     truth: dict[str, Any] = {"truth_seconds": round(float(res.runtime), 3)}
     if res.status == "adversarial":
         x = np.asarray(res.x, dtype=np.float64)
-        verdict = data.judge(x)
+        verdict = data.verdict(x)
         if verdict["valid"] and verdict["score"] < -MARGIN_TOL:
             truth.update(truth="sat", truth_margin=verdict["score"], adversarial=encode_array(x))
             return truth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -165,3 +166,75 @@ def test_findings_count_wins_and_ratios_by_hand(tmp_path):
     assert main(["findings", str(results), "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "findings_d.csv").is_file()
     assert main(["findings", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)]) == 2
+
+
+@pytest.fixture
+def trained_once(monkeypatch):
+    """Train each classifier once in this test (the instances differ only in their radius)."""
+    import functools
+
+    from benchmarks import methods
+
+    train = methods.classifier
+    memo = functools.cache(lambda key, inst, cache_dir: train(inst, cache_dir))
+    monkeypatch.setattr(
+        methods,
+        "classifier",
+        lambda inst, cache_dir=None: memo(inst.network_key(), inst, cache_dir),
+    )
+
+
+def _digits_instance(radius: float) -> Instance:
+    (inst,) = verification_instances([8], [(8,)], 1, dataset="digits", n_test=360, seed=3)
+    return Instance(inst.suite, f"{inst.id}-r{radius:g}", {**inst.params, "radius": radius})
+
+
+def test_ground_truth_stores_a_checkable_adversarial_input_and_proofs(trained_once):
+    from conftest import forward64
+
+    wide = _digits_instance(8.0)  # an L1 ball of radius 8 on 64 pixels holds another digit
+    truth = hard.ground_truth(wide, time_limit=60.0, cache_dir=None)
+    assert truth["truth"] == "sat", truth
+    data = load_instance(wide)
+    x = hard.decode_array(truth["adversarial"])
+    assert bool(data.domain.contains(x, tol=1e-6))
+    out = forward64(data.network, x)[0]
+    assert int(np.argmax(out)) != data.label
+    assert truth["truth_margin"] == pytest.approx(out[data.label] - out[data.target], abs=1e-6)
+
+    tiny = _digits_instance(0.01)
+    truth = hard.ground_truth(tiny, time_limit=60.0, cache_dir=None)
+    assert truth["truth"] == "unsat", truth
+    assert truth["truth_bound"] > 0 and "adversarial" not in truth
+    data = load_instance(tiny)
+    samples = data.domain.sample(200, np.random.default_rng(0))
+    out = forward64(data.network, samples)
+    assert (out.argmax(axis=1) == data.label).all()  # sampling never contradicts the proof
+
+
+def test_ground_truth_is_open_without_a_verdict_or_with_a_false_claim(monkeypatch):
+    import gurobi_sparse_surrogate as gss
+
+    inst = _digits_instance(0.01)
+    data = load_instance(inst)
+    answers = iter(
+        [
+            SimpleNamespace(status="unknown", runtime=3.0, x=None),
+            # a claimed adversarial input that the dense network classifies correctly
+            SimpleNamespace(status="adversarial", runtime=2.0, x=data.x0.copy()),
+        ]
+    )
+    monkeypatch.setattr(gss, "find_adversarial", lambda *a, **k: next(answers))
+    assert hard.ground_truth(inst, 1.0, None) == {"truth": "open", "truth_seconds": 3.0}
+    assert hard.ground_truth(inst, 1.0, None) == {"truth": "open", "truth_seconds": 2.0}
+
+
+def test_candidates_draw_each_network_and_radius_band():
+    pool = hard.candidates(2)
+    cells = len(hard.SCREEN_SIZES) * len(hard.SCREEN_HIDDENS) * len(hard.SCREEN_RADII)
+    assert len(pool) == 2 * cells and len({i.id for i in pool}) == len(pool)
+    for inst in pool:
+        assert inst.id.endswith(f"-r{inst.params['radius']:g}")
+    for row in hard.screened_cells(pool):  # each radius falls in its band, 2 per cell
+        assert row["screened"] == 2 and row["radius"].startswith("U[")
+    assert [i.id for i in hard.candidates(2)] == [i.id for i in pool]  # seeded
