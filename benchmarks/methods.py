@@ -731,9 +731,7 @@ def run_package(data: InstanceData, spec: MethodSpec, time_limit: float, threads
     import gurobi_sparse_surrogate as gss
 
     name = "find_adversarial" if data.verification else "maximize_output"
-    fn = getattr(gss, name, None)
-    if fn is None:
-        raise NotImplementedError(f"gurobi_sparse_surrogate.{name} is not available (yet)")
+    fn = getattr(gss, name)
     kwargs: dict[str, Any] = {
         "time_limit": float(time_limit),
         "threads": int(threads),
