@@ -195,3 +195,64 @@ def test_predictor_input_bounds_change_misses():
     c = add_sparse_predictor_constr(m3, net, x3, bounds="linear", domain=Box(0.0, 0.5, n=6))
     assert BOUNDS_CACHE.hits == 0
     assert np.array_equal(c.bounds.upper[0], b.bounds.upper[0])
+
+
+class SubBox(Box):
+    """The box ``[lower, lower + share * (upper - lower)]`` inside the bounding box given, its
+    share kept in a list (a custom domain whose parameter is not an array)."""
+
+    is_box = False
+
+    def __init__(self, lower, upper, share, **extra):
+        super().__init__(lower, upper)
+        self.share = [float(share)]
+        for name, value in extra.items():
+            setattr(self, name, value)
+
+    def first_layer_bounds(self, weight, bias):
+        inner = self.lower + self.share[0] * (self.upper - self.lower)
+        return Box(self.lower, inner).first_layer_bounds(weight, bias)
+
+
+def test_a_custom_domain_parameter_that_is_not_an_array_is_part_of_the_key():
+    # it was left out of the key: the second domain got the first's (too tight) bounds
+    cache = BoundsCache()
+    net = _net()
+    lower, upper = np.zeros(6), np.ones(6)
+    half = _compute(cache, net, method="interval", domain=SubBox(lower, upper, 0.5))
+    whole = _compute(cache, net, method="interval", domain=SubBox(lower, upper, 1.0))
+    assert (cache.hits, cache.misses) == (0, 2)
+    truth = cached_compute_bounds(
+        extract_layers(net), lower, upper, "interval", SubBox(lower, upper, 1.0), cache=False
+    )
+    assert _same(whole, truth) and not _same(half, truth)
+    again = _compute(cache, net, method="interval", domain=SubBox(lower, upper, 0.5))
+    assert cache.hits == 1 and _same(again, half)
+
+
+def test_a_custom_domain_the_key_cannot_hash_is_computed_every_time_unless_it_has_a_key():
+    cache = BoundsCache()
+    net = _net()
+    lower, upper = np.zeros(6), np.ones(6)
+    domain = SubBox(lower, upper, 0.5, rule=object())  # an attribute the key cannot read
+    first = _compute(cache, net, method="interval", domain=domain)
+    second = _compute(cache, net, method="interval", domain=domain)
+    assert (cache.hits, cache.misses, len(cache)) == (0, 0, 0)
+    assert _same(first, second)
+    # a domain that says what defines it (cache_key) is cached by that
+    keyed = SubBox(lower, upper, 0.5, rule=object(), cache_key=lambda: ("subbox", 0.5))
+    _compute(cache, net, method="interval", domain=keyed)
+    again = _compute(cache, net, method="interval", domain=keyed)
+    assert (cache.hits, cache.misses) == (1, 1) and _same(again, first)
+
+
+def test_cache_refusals_and_a_cache_of_size_zero():
+    with pytest.raises(ValueError, match="max_entries must be >= 0, got -1"):
+        BoundsCache(max_entries=-1)
+    net = _net()
+    with pytest.raises(TypeError, match="cache must be a bool or a BoundsCache, got str"):
+        cached_compute_bounds(extract_layers(net), np.zeros(6), np.ones(6), cache="yes")
+    none = BoundsCache(max_entries=0)
+    first, second = _compute(none, net), _compute(none, net)
+    assert (none.hits, none.misses, len(none)) == (0, 2, 0)
+    assert _same(first, second) and not second.cache_hit

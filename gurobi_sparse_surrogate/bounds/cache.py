@@ -86,11 +86,12 @@ def _is_domain(value: Any) -> bool:
 
 
 def _domain_parameters(domain: Any) -> tuple:
-    """Everything that defines a domain: its type and its (frozen) parameter arrays."""
-    params: list[Any] = [type(domain).__qualname__]
+    """Everything that defines a domain: its class and every attribute (a domain holding a
+    value that cannot be hashed is not cached, rather than cached without it)."""
+    kind = type(domain)
+    params: list[Any] = [f"{kind.__module__}.{kind.__qualname__}"]
     for name, value in sorted(vars(domain).items()):
-        if isinstance(value, (np.ndarray, int, float, bool, str, np.generic)) or value is None:
-            params += [name, value]
+        params += [name, value]
     return tuple(params)
 
 
@@ -112,13 +113,7 @@ def layers_fingerprint(layers: Sequence[Layer]) -> str:
     for layer in layers:
         _feed(digest, (type(layer).__qualname__, layer.weight, layer.bias, bool(layer.relu)))
         for name in ("kind", "windows", "input_shape", "output_shape"):
-            try:
-                _feed(digest, getattr(layer, name, None))
-            except _Unhashable:
-                _feed(digest, repr(getattr(layer, name)))
-        extra = getattr(layer, "cache_key", None)
-        if callable(extra):
-            _feed(digest, extra())
+            _feed(digest, getattr(layer, name))
     return digest.hexdigest()
 
 
@@ -133,8 +128,8 @@ def bounds_key(
     """The cache key of a bounding pass, or None when a part of it cannot be hashed."""
     explicit = BoundOptions.from_value(options).explicit()
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(layers_fingerprint(layers).encode())
     try:
+        digest.update(layers_fingerprint(layers).encode())
         _feed(digest, np.atleast_2d(np.asarray(input_lower, dtype=np.float64)))
         _feed(digest, np.atleast_2d(np.asarray(input_upper, dtype=np.float64)))
         _feed(digest, method)
