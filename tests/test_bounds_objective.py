@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gurobi_sparse_surrogate import Box, L1Ball, LinfBall, bound_output_objective
+from gurobi_sparse_surrogate import Box, Domain, L1Ball, LinfBall, bound_output_objective
 from gurobi_sparse_surrogate.bounds import compute_bounds
 from gurobi_sparse_surrogate.datasets import load_digits, train_classifier
 from gurobi_sparse_surrogate.exceptions import ShapeMismatchError, UnsupportedNetworkError
@@ -154,3 +154,56 @@ def test_errors():
         bound_output_objective(net, domain, np.ones(3), steps=-1)
     with pytest.raises(UnsupportedNetworkError):
         bound_output_objective(nn.Sequential(nn.Linear(5, 3), nn.Sigmoid()), domain, np.ones(3))
+
+
+class HalfOpen(Domain):
+    """A user's domain with an infinite side (the package's own domains refuse one)."""
+
+    def __init__(self, lower, upper):
+        self._lower, self._upper = np.asarray(lower, float), np.asarray(upper, float)
+
+    def _sample(self, n_points, rng):
+        return np.tile(self._lower, (n_points, 1))
+
+
+def test_refusals_name_what_is_wrong():
+    from gurobi_sparse_surrogate import InvalidOptionError, UnboundedInputError
+
+    net = random_network(1, 5, (8,), 3)
+    domain = LinfBall(np.full(5, 0.5), 0.2)
+    with pytest.raises(InvalidOptionError, match="domain must be a Box, LinfBall or L1Ball, got"):
+        bound_output_objective(net, (np.zeros(5), np.ones(5)), np.ones(3))
+    with pytest.raises(ValueError, match="c and offset must be finite"):
+        bound_output_objective(net, domain, [1.0, np.nan, 0.0])
+    with pytest.raises(ValueError, match="c and offset must be finite"):
+        bound_output_objective(net, domain, np.ones(3), offset=[np.inf])
+    unbounded = HalfOpen(np.zeros(5), np.array([1.0, 1.0, np.inf, 1.0, 1.0]))
+    with pytest.raises(UnboundedInputError, match=r"infinite bounds at inputs \[2\]"):
+        bound_output_objective(net, unbounded, np.ones(3))
+    # intermediate bounds given, but computed over an unbounded box: not finite
+    layers = extract_layers(net)
+    loose = compute_bounds(layers, np.full(5, -np.inf), np.full(5, np.inf), "interval")
+    with pytest.raises(UnboundedInputError, match=r"intermediate bounds of layer 0 .* not finite"):
+        bound_output_objective(layers, domain, np.ones(3), bounds=loose)
+    # max pooling: the layers of a CNN, given as a list, name the layer refused
+    cnn = nn.Sequential(
+        nn.Unflatten(1, (1, 4, 4)), nn.Conv2d(1, 1, 1), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(4, 2),
+    )  # fmt: skip
+    with pytest.raises(UnsupportedNetworkError, match=r"'layer 1 \(module 2: MaxPool2d.*maxpool"):
+        bound_output_objective(extract_layers(cnn), Box(np.zeros(16), np.ones(16)), np.ones(2))
+
+
+def test_proven_rows_are_those_bounded_above_the_threshold():
+    # y = x (one identity output) on [0.2, 0.7]: rows y - 0.1 > 0 and 0.5 - y, bounds 0.1, -0.2
+    net = nn.Sequential(nn.Linear(1, 1)).double()
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.zero_()
+    result = bound_output_objective(
+        net, Box([0.2], [0.7]), [[1.0], [-1.0]], offset=[-0.1, 0.5], steps=0
+    )
+    np.testing.assert_allclose(result.lower, [0.1, -0.2], atol=1e-9)
+    np.testing.assert_array_equal(result.proven(), [True, False])
+    np.testing.assert_array_equal(result.proven(threshold=0.2), [False, False])
+    np.testing.assert_array_equal(result.proven(threshold=-0.5), [True, True])
