@@ -85,7 +85,7 @@ def test_a_saved_network_loads_back_exactly(tmp_path):
         (lambda p: p.update(architecture=["Linear"]), "malformed architecture entry at top level"),
         (
             lambda p: p["architecture"]["children"][0][1].pop("in_features"),
-            "malformed Linear entry at 0: 'in_features'",
+            "malformed Linear entry at 0: missing 'in_features'",
         ),
         (
             lambda p: p.update(architecture=p["architecture"]["children"][1][1]),
