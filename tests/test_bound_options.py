@@ -382,3 +382,16 @@ def test_abandoning_a_layer_is_recorded_with_its_reason():
 def test_unknown_method_suggests_the_close_one():
     with pytest.raises(InvalidOptionError, match="'lienar' \\(did you mean 'linear'\\?\\)"):
         compute_bounds(small_layers(), np.zeros(3), np.ones(3), method="lienar")
+
+
+def test_options_read_by_key_and_points_refused_by_name():
+    options = BoundOptions(time_budget=2.5, points=[0.25, 0.75])
+    assert options["time_budget"] == 2.5 == options.time_budget
+    # one point given as a flat list is one row
+    np.testing.assert_array_equal(options["points"], [[0.25, 0.75]])
+    with pytest.raises(InvalidOptionError, match="'time_budgte'; did you mean 'time_budget'"):
+        options["time_budgte"]  # noqa: B018
+    with pytest.raises(InvalidOptionError, match="points must be a numeric array, got 'abc'"):
+        BoundOptions(points="abc")
+    with pytest.raises(InvalidOptionError, match="points must be a numeric array"):
+        BoundOptions(points=[[0.1, 0.2], [0.3]])  # ragged

@@ -197,3 +197,15 @@ def test_input_and_output_variables_are_read_by_the_package(model):
         add_sparse_predictor_constr(model, net, batch, model.addMVar(3))
     with pytest.raises(TypeError, match="input_vars must be"):
         add_sparse_predictor_constr(model, net, [1.0, 2.0, 3.0])
+
+
+def test_bound_cache_and_options_of_the_wrong_type_are_refused_by_name():
+    from gurobi_sparse_surrogate import InvalidOptionError
+    from gurobi_sparse_surrogate.formulation.options import EmbeddingOptions, split_options
+
+    with pytest.raises(InvalidOptionError, match="bound_cache must be True, False or a Bounds"):
+        EmbeddingOptions(bound_cache="yes")
+    with pytest.raises(InvalidOptionError, match="options must be an EmbeddingOptions or a "):
+        split_options(["relu_formulation", "max"], {})
+    options, gurobi_ml = split_options({"relu_formulation": "max"}, {"bounds": "interval"})
+    assert (options.relu_formulation, options.bounds, gurobi_ml) == ("max", "interval", {})

@@ -189,3 +189,14 @@ def test_application_results_print_a_summary():
     assert text.startswith("maximize_output: optimal" if maximum.optimal else "maximize_output:")
     assert f"{maximum.value:.6g}" in text
     assert "\n" not in repr(maximum)
+
+
+def test_summary_shows_why_a_phase_was_skipped_in_its_first_clause():
+    result = SwapResult(
+        "feasible", 1.5, None, 0.25, 2.0, 0.1,
+        phases=[{"name": "dense", "seconds": 0.0,
+                 "skipped": "model too large for the licence; 2400 variables. Try pruning"}],
+    )  # fmt: skip
+    (row,) = [line for line in result.summary().splitlines() if "dense" in line]
+    assert row.endswith("skipped: model too large for the licence")
+    assert "2400" not in row
