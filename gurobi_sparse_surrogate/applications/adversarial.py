@@ -45,6 +45,9 @@ CUT_SLACK = 1e-5
 #: time limit they may take.
 ALPHA_STEPS = 20
 ALPHA_BUDGET_SHARE = 0.1
+#: With proofs on, ``bounds="auto"`` runs "linear" and optimised slopes instead of auto's LP
+#: and MILP stages.
+AUTO_IS_ALPHA = True
 #: Targeted attacks from the relaxation's inputs before the MILP: at most this many classes
 #: (the least proven first), each with these steps and seconds.
 RELAXATION_ATTACKS = 3
@@ -255,8 +258,12 @@ def find_adversarial(
     bounds, bound_options, relu_formulation :
         Options of :func:`add_sparse_predictor_constr`, for the dense network and the
         surrogates. With ``bounds="auto"`` the bounding budget defaults to a tenth of
-        ``time_limit`` (at most 5 s). With a surrogate, the dense embedding is only built
-        with these options if the fallback runs.
+        ``time_limit`` (at most 5 s). With the objective-aware proofs on (``proof_steps``)
+        and no surrogate, ``"auto"`` means ``"linear"`` bounds tightened by optimised ReLU
+        slopes (:func:`~gurobi_sparse_surrogate.bounds.alpha.optimise_intermediate_bounds`),
+        which the MILP then embeds; other methods are tightened the same way. With a
+        surrogate, the dense embedding is only built with these options if the fallback
+        runs.
     seed : int
         Seed of the attack.
     verbose : bool
@@ -463,12 +470,16 @@ class _Search:
         if isinstance(bounds, str) and surrogate is None:
             # The embedding's own bounds (through the cache, so the embedding reuses them) are
             # usually tighter than "linear": prove again with them before building anything.
+            # With proofs, "auto" means linear bounds tightened by optimised slopes: about as
+            # tight as auto's per-neuron LPs (the same relaxation at its optimum) for a
+            # fraction of their time.
+            method = "linear" if (proofs and bounds == "auto" and AUTO_IS_ALPHA) else bounds
             began = time.perf_counter()
             net_bounds = cached_compute_bounds(
                 extract_layers(self.network),
                 self.domain.lower[None],
                 self.domain.upper[None],
-                bounds,
+                method,
                 self.domain,
                 **bound_opts,
             )
