@@ -69,19 +69,3 @@ class InvalidOptionError(SparseSurrogateError, ValueError, TypeError):
     Also a ``TypeError`` (what Python raises for an unexpected keyword argument) and a
     ``ValueError`` (what it raises for a bad value), so that either ``except`` catches it.
     """
-
-
-def reject_unknown_options(what: str, given: object, valid: object) -> None:
-    """Raise :class:`InvalidOptionError` naming the keys of ``given`` not in ``valid``.
-
-    Parameters
-    ----------
-    what : str
-        What the options are for, as the message should say it (``"embedding option"``).
-    given, valid : iterable of str
-        The keys given and the keys that exist.
-    """
-    valid = sorted(valid)  # type: ignore[arg-type]
-    unknown = sorted(set(given) - set(valid))  # type: ignore[arg-type]
-    if unknown:
-        raise InvalidOptionError(f"unknown {what}(s) {unknown}; the valid ones are {valid}")

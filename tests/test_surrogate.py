@@ -520,9 +520,9 @@ def test_misspelled_dense_or_embed_options_fail_before_the_swap():
     x = m.addMVar(3, lb=0, ub=1)
     pc = add_sparse_predictor_constr(m, net, x)
     before = sizes(m)
-    with pytest.raises(InvalidOptionError, match=r"\['bonds'\]"):
+    with pytest.raises(InvalidOptionError, match=r"'bonds'; did you mean 'bounds'"):
         SurrogateSwap(m, pc, surrogate=0.5, dense_options={"bonds": "interval"})
-    with pytest.raises(InvalidOptionError, match=r"\['relu'\]"):
+    with pytest.raises(InvalidOptionError, match=r"unknown embedding option 'relu'\."):
         with SurrogateSwap(m, pc, surrogate=0.5, embed_options={"relu": "max"}):
             pass  # pragma: no cover - refused before entering
     assert sizes(m) == before

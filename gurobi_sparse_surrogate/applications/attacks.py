@@ -28,8 +28,9 @@ import torch
 from torch import nn
 
 from ..domains import Domain, L1Ball
-from ..exceptions import InvalidOptionError, ShapeMismatchError, reject_unknown_options
+from ..exceptions import InvalidOptionError, ShapeMismatchError
 from ..network.extraction import float64_copy
+from ..validation import check_keys
 
 __all__ = ["AttackResult", "MaximizeResult", "pgd_attack", "pgd_maximize"]
 
@@ -218,8 +219,8 @@ class AttackOptions:
     >>> AttackOptions.check({"step": 20})
     Traceback (most recent call last):
     ...
-    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown attack option(s) ['step']; \
-the valid ones are ['restarts', 'step_size', 'steps', 'time_budget']
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown attack option 'step'; did you \
+mean 'steps' or 'step_size'? Valid attack options: restarts, step_size, steps, time_budget.
     """
 
     steps: int = 100
@@ -241,7 +242,7 @@ the valid ones are ['restarts', 'step_size', 'steps', 'time_budget']
     def check(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """``options`` as given (a dict), after checking every key and value."""
         options = dict(options or {})
-        reject_unknown_options("attack option", options, (f.name for f in fields(cls)))
+        check_keys(options, (f.name for f in fields(cls)), "attack option")
         cls(**options)
         return options
 

@@ -35,7 +35,6 @@ __all__ = ["VerificationResult", "verify"]
 log = logging.getLogger(__name__)
 
 #: Keys of ``verify(..., attack_options=...)``.
-ATTACK_OPTIONS = ("steps", "restarts", "step_size", "time_budget")
 #: Verdicts of :func:`verify` (``"error"`` is the command line's, for a run that failed).
 STATUSES = ("sat", "unsat", "unknown", "timeout")
 
@@ -242,13 +241,7 @@ def verify(
         raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}")
     if not isinstance(spec, VnnlibProperty):
         raise TypeError(f"spec must be a VnnlibProperty (load_vnnlib), got {type(spec).__name__}")
-    unknown = sorted(set(attack_options or {}) - set(ATTACK_OPTIONS))
-    if unknown:
-        raise InvalidOptionError(
-            f"unknown attack option(s) {', '.join(map(repr, unknown))}; valid options are "
-            f"{', '.join(ATTACK_OPTIONS)}"
-        )
-    AttackOptions(**(attack_options or {}))  # the values: steps >= 0, a positive budget...
+    AttackOptions.check(attack_options)  # names, then values: steps >= 0, a positive budget...
     # Misspelled options fail here, not later as an "unknown" verdict (the stages below turn
     # a SparseSurrogateError from a network they cannot handle into a reason).
     if proof_bounds is not None and proof_bounds not in METHODS:

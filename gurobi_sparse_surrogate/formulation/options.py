@@ -10,7 +10,8 @@ from typing import Any
 from ..bounds.cache import BoundsCache
 from ..bounds.options import BoundOptions
 from ..bounds.problem import METHODS, NetworkBounds
-from ..exceptions import InvalidOptionError, reject_unknown_options
+from ..exceptions import InvalidOptionError
+from ..validation import check_keys
 from .planning import RELU_FORMULATIONS
 
 #: Keyword arguments that gurobi-ml's sub-model machinery reads (passed through untouched).
@@ -52,9 +53,9 @@ class EmbeddingOptions:
     >>> EmbeddingOptions.from_mapping({"relu_formulaton": "max"})
     Traceback (most recent call last):
     ...
-    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown embedding option(s) \
-['relu_formulaton']; the valid ones are ['bound_cache', 'bound_options', 'bounds', \
-'check_size', 'domain', 'relu_formulation']
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown embedding option \
+'relu_formulaton'; did you mean 'relu_formulation'? Valid embedding options: bound_cache, \
+bound_options, bounds, check_size, domain, relu_formulation.
     """
 
     relu_formulation: str = "bigm"
@@ -112,12 +113,12 @@ class EmbeddingOptions:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> EmbeddingOptions:
         """Options from keyword arguments; an unknown key raises, naming it."""
-        reject_unknown_options("embedding option", options, cls.names())
+        check_keys(options, cls.names(), "embedding option")
         return cls(**options)
 
     def replace(self, **changes: Any) -> EmbeddingOptions:
         """A copy with ``changes`` applied (validated like the constructor's arguments)."""
-        reject_unknown_options("embedding option", changes, self.names())
+        check_keys(changes, self.names(), "embedding option")
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,9 +144,7 @@ def split_options(
         raise InvalidOptionError(
             f"options must be an EmbeddingOptions or a mapping, got {type(options).__name__}"
         )
-    reject_unknown_options(
-        "embedding option", keywords, (*EmbeddingOptions.names(), *GUROBI_ML_KEYWORDS)
-    )
+    check_keys(keywords, (*EmbeddingOptions.names(), *GUROBI_ML_KEYWORDS), "embedding option")
     changes = {k: v for k, v in keywords.items() if k in EmbeddingOptions.names()}
     passthrough = {k: v for k, v in keywords.items() if k in GUROBI_ML_KEYWORDS}
     return (base.replace(**changes) if changes else base), passthrough

@@ -21,10 +21,10 @@ from ..exceptions import (
     ShapeMismatchError,
     StaleEmbeddingError,
     UnboundedInputError,
-    reject_unknown_options,
 )
 from ..license import check_model_size
 from ..network.extraction import Float64Network, extract_layers
+from ..validation import check_keys
 from ..verbosity import verbose_logging
 from .options import GUROBI_ML_KEYWORDS, EmbeddingOptions, split_options
 from .planning import (
@@ -212,9 +212,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
         given_outputs = output_vars is not None
         inputs = self._input if input_vars is None else input_vars
         outputs = output_vars if given_outputs or not same_model else self._output
-        reject_unknown_options(
-            "embedding option", changes, (*EmbeddingOptions.names(), *GUROBI_ML_KEYWORDS)
-        )
+        check_keys(changes, (*EmbeddingOptions.names(), *GUROBI_ML_KEYWORDS), "embedding option")
         passthrough = {
             **self._passthrough,
             **{k: changes.pop(k) for k in GUROBI_ML_KEYWORDS if k in changes},

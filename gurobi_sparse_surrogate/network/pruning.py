@@ -411,12 +411,7 @@ def _as_finetune(finetune: Any) -> Callable[[nn.Module], None] | FinetuneConfig 
     if finetune is None or isinstance(finetune, FinetuneConfig):
         return finetune
     if isinstance(finetune, Mapping):
-        valid = {f.name for f in fields(FinetuneConfig)}
-        unknown = sorted(set(finetune) - valid)
-        if unknown:
-            raise ValueError(
-                f"unknown finetune option(s) {unknown}; valid options are {sorted(valid)}"
-            )
+        check_keys(finetune, (f.name for f in fields(FinetuneConfig)), "finetune option")
         return FinetuneConfig(**finetune)
     if callable(finetune):
         return finetune
