@@ -270,12 +270,13 @@ class Domain(ABC):
         Centre of a ball; the midpoint of a :class:`Box`.
     is_box : bool
         Whether the domain is its bounding box (:class:`Box`, :class:`LinfBall`); False for
-        :class:`L1Ball`, whose bounding box holds points outside it.
+        :class:`L1Ball`, whose bounding box holds points outside it, and by default for a
+        subclass (bounds computed over it are then reusable only where it is declared).
     """
 
     _lower: np.ndarray
     _upper: np.ndarray
-    is_box: bool = True
+    is_box: bool = False  # the safe default: a box's bounds are reused more freely
 
     @property
     def n(self) -> int:
@@ -308,17 +309,20 @@ class Domain(ABC):
         >>> Box([0.0, 0.0], [1.0, 1.0]).within(L1Ball([0.5, 0.5], 0.2))
         False
         """
+        if self is other:
+            return True
         if not isinstance(other, Domain) or other.n != self.n:
             return False
         in_box = bool((self.lower >= other.lower).all() and (self.upper <= other.upper).all())
         if other.is_box or not in_box:
             return in_box
-        return (
-            isinstance(self, L1Ball)
-            and isinstance(other, L1Ball)
-            and np.array_equal(self.center, other.center)
-            and self.radius <= other.radius
-        )
+        if isinstance(self, L1Ball) and isinstance(other, L1Ball):
+            return np.array_equal(self.center, other.center) and self.radius <= other.radius
+        # a user's domain: the same one (its class and parameters, as the bounds cache reads them)
+        from .bounds.cache import domain_fingerprint
+
+        mine = domain_fingerprint(self)
+        return mine is not None and mine == domain_fingerprint(other)
 
     # ---- Gurobi
 
@@ -612,6 +616,8 @@ class Box(Domain):
     [0.0, 0.0]
     """
 
+    is_box = True
+
     def __init__(self, lower: Any, upper: Any, *, n: int | None = None) -> None:
         if n is None:
             sizes = [np.size(v) for v in (lower, upper) if np.ndim(v) == 1]
@@ -695,6 +701,8 @@ class LinfBall(_Ball):
     >>> LinfBall([0.05, 0.5], 0.1).lower.tolist()
     [0.0, 0.4]
     """
+
+    is_box = True
 
     def _sample(self, n_points, rng):
         return self._box_sample(n_points, rng)

@@ -309,6 +309,37 @@ def test_a_custom_domain_gets_sound_lp_bounds_from_its_own_rows():
         assert width < loose - 1e-3
 
 
+def test_bounds_over_a_custom_domain_are_refused_for_inputs_that_range_over_its_box():
+    """A user's domain defaults to "not its bounding box": its LP bounds (from its own rows)
+    cut off reachable values of inputs that range over the box, so reusing them there is
+    refused, as for an L1 ball. They were accepted (Domain.is_box defaulted to True)."""
+    net = random_network(11, 4, (8, 8), 2)
+    domain = CappedBox(4, 0.8)
+    with gp.Env(params={"OutputFlag": 0, "Threads": 1}) as env:
+        m = gp.Model(env=env)
+        x = m.addMVar(4, lb=0.0, ub=1.0)
+        m.addConstr(x.sum() <= domain.cap)
+        pc = add_sparse_predictor_constr(m, net, x, domain=domain, bounds="lp", bound_cache=False)
+        # the independent truth: points of the box outside the cap break these bounds
+        points = np.random.default_rng(0).random((2000, 4))
+        z = layers_forward(extract_layers(net), points)[1]
+        assert (z > pc.bounds.upper[1][0] + 1e-6).any()
+        box_only = gp.Model(env=env)
+        y = box_only.addMVar(4, lb=0.0, ub=1.0)
+        with pytest.raises(InvalidOptionError, match="smaller than its bounding box"):
+            add_sparse_predictor_constr(box_only, net, y, bounds=pc.bounds)
+        # declared with the domain (the same object, or an equal one): accepted
+        capped = gp.Model(env=env)
+        y = capped.addMVar(4, lb=0.0, ub=1.0)
+        capped.addConstr(y.sum() <= domain.cap)
+        for declared in (domain, CappedBox(4, 0.8)):
+            again = add_sparse_predictor_constr(capped, net, y, bounds=pc.bounds, domain=declared)
+            assert again.bounds is pc.bounds
+            again.remove()
+        with pytest.raises(InvalidOptionError, match="smaller than its bounding box"):
+            add_sparse_predictor_constr(capped, net, y, bounds=pc.bounds, domain=CappedBox(4, 0.9))
+
+
 def test_l1_lp_rows_stay_within_their_declared_size_and_hold_on_the_ball():
     rng = np.random.default_rng(0)
     ball = L1Ball(rng.random(6), 0.7)

@@ -95,6 +95,17 @@ def _domain_parameters(domain: Any) -> tuple:
     return tuple(params)
 
 
+def domain_fingerprint(domain: Any) -> str | None:
+    """A digest of what defines ``domain`` (its class and parameters, or its ``cache_key``),
+    as the cache key reads it; None when a part of it cannot be hashed."""
+    digest = hashlib.blake2b(digest_size=20)
+    try:
+        _feed(digest, domain)
+    except _Unhashable:
+        return None
+    return digest.hexdigest()
+
+
 def layers_fingerprint(layers: Sequence[Layer]) -> str:
     """A digest of the layers' effective weights, biases and activations.
 
