@@ -10,6 +10,8 @@ Examples
     python -m benchmarks run --profile paper --output results/paper.jsonl \\
         --scheduler tcp://scheduler:8786   # on a Dask cluster
     python -m benchmarks list --profile quick
+    python -m benchmarks run --profile mnistfc --instances 'mnistfc-2x256*' \\
+        --methods gurobi-ml-loop dense-loop   # a subset of a profile's instances
     python -m benchmarks make-hard --images 8  # regenerate benchmarks/data/hard_instances.json
 """
 
@@ -61,6 +63,13 @@ def _add_run_options(parser: argparse.ArgumentParser, profile_default: str | Non
         "--methods", nargs="+", help="run only these methods (see `list` for a profile's)"
     )
     parser.add_argument("--suites", nargs="+", choices=("verification", "maximization"))
+    parser.add_argument(
+        "--instances",
+        nargs="+",
+        metavar="GLOB",
+        help="run only the instances whose id matches one of these shell-style patterns "
+        "(quote them: --instances 'mnistfc-2x256*'; see `list` for a profile's ids)",
+    )
     parser.add_argument("--max-runs", type=_positive(int), help="stop after this many new runs")
     parser.add_argument("--retry-errors", action="store_true", help="rerun failed runs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -116,6 +125,7 @@ def _run(args: argparse.Namespace) -> Path:
         threads=args.threads,
         methods=args.methods,
         suites=args.suites,
+        instances=args.instances,
         max_runs=args.max_runs,
         retry_errors=args.retry_errors,
         progress=not args.no_progress,
@@ -140,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(
                 f"unknown method(s) {', '.join(unknown)} for profile {args.profile!r}; "
                 f"valid: {', '.join(valid)}"
+            )
+    if args.command in ("run", "quick") and args.instances:
+        from fnmatch import fnmatchcase
+
+        ids = [inst.id for inst in get_profile(args.profile).instances]
+        unmatched = [p for p in args.instances if not any(fnmatchcase(i, p) for i in ids)]
+        if unmatched:
+            parser.error(
+                f"instance pattern(s) {', '.join(unmatched)} match no instance of profile "
+                f"{args.profile!r} (see `python -m benchmarks list --profile {args.profile}`)"
             )
     try:
         return _main(args)

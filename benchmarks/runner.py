@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fnmatch
 import functools
 import json
 import multiprocessing
@@ -265,8 +266,15 @@ def make_tasks(
     cache_dir: str | None = None,
     methods: Iterable[str] | None = None,
     suites: Iterable[str] | None = None,
+    instances: Iterable[str] | None = None,
 ) -> list[Task]:
-    """The profile's tasks, optionally restricted to some methods and suites."""
+    """The profile's tasks, optionally restricted to some methods, suites and instances.
+
+    ``instances`` holds shell-style patterns (:func:`fnmatch.fnmatchcase`, e.g.
+    ``"mnistfc-2x256*"``) matched against the instance ids; an instance is kept when any
+    pattern matches it. A pattern that matches no instance of the profile raises
+    :class:`ValueError` naming it.
+    """
     wanted = set(methods) if methods else None
     if wanted:
         unknown = wanted - {m.name for m in profile.methods}
@@ -276,6 +284,15 @@ def make_tasks(
                 f"{[m.name for m in profile.methods]}"
             )
     suite_set = set(suites) if suites else None
+    patterns = list(instances) if instances else None
+    if patterns:
+        ids = [inst.id for inst in profile.instances]
+        unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(i, p) for i in ids)]
+        if unmatched:
+            raise ValueError(
+                f"instance pattern(s) {unmatched} match no instance of profile "
+                f"{profile.name!r} (see `python -m benchmarks list --profile {profile.name}`)"
+            )
     order = {spec.name: i for i, spec in enumerate(profile.methods)}
     return [
         Task(
@@ -291,6 +308,7 @@ def make_tasks(
         for instance, spec in profile.tasks()
         if (wanted is None or spec.name in wanted)
         and (suite_set is None or instance.suite in suite_set)
+        and (patterns is None or any(fnmatch.fnmatchcase(instance.id, p) for p in patterns))
     ]
 
 
@@ -391,6 +409,7 @@ def run_benchmark(
     threads: int | None = None,
     methods: Iterable[str] | None = None,
     suites: Iterable[str] | None = None,
+    instances: Iterable[str] | None = None,
     max_runs: int | None = None,
     retry_errors: bool = False,
     progress: bool = True,
@@ -414,6 +433,9 @@ def run_benchmark(
         Override the profile's settings.
     methods, suites : iterable of str, optional
         Run only these methods / suites.
+    instances : iterable of str, optional
+        Run only the instances whose id matches one of these shell-style patterns
+        (``"mnistfc-2x256*"``); a pattern matching nothing raises :class:`ValueError`.
     max_runs : int, optional
         Stop after this many new runs (a deliberate interruption; rerun to resume).
     retry_errors : bool
@@ -443,6 +465,7 @@ def run_benchmark(
         cache_dir=cache,
         methods=methods,
         suites=suites,
+        instances=instances,
     )
     done = finished_keys(output, retry_errors=retry_errors)
     pending = [t for t in tasks if t.key not in done]

@@ -767,6 +767,42 @@ def test_mnistfc_profiles_and_instances():
     assert mnistfc_instances([(256, 256)], 3) == mnistfc_instances([(256, 256)], 3)
 
 
+def test_instance_patterns_select_a_subset_of_a_profile():
+    profile = get_profile("mnistfc")
+    tasks = make_tasks(profile, methods=["dense-loop"], instances=["mnistfc-2x256*"])
+    ids = {t.instance.id for t in tasks}
+    expected = {i.id for i in profile.instances if tuple(i.params["hidden"]) == (256, 256)}
+    assert ids == expected and len(ids) == 30
+    both = make_tasks(profile, instances=["*-r0.03", "mnistfc-4x256-*-r0.05"])
+    assert {(i.instance.params["radius"], len(i.instance.params["hidden"])) for i in both} == {
+        (0.03, 2),
+        (0.03, 4),
+        (0.03, 6),
+        (0.05, 4),
+    }
+    with pytest.raises(ValueError, match=r"pattern\(s\) \['nope\*'\] match no instance"):
+        make_tasks(profile, instances=["mnistfc-2x256*", "nope*"])
+
+
+def test_cli_instances_option(capsys, monkeypatch):
+    import benchmarks.runner as runner
+
+    seen = {}
+
+    def fake_run(profile, output, **kwargs):
+        seen.update(kwargs)
+        return {"total": 0, "done_before": 0, "ran": 0}
+
+    monkeypatch.setattr(runner, "run_benchmark", fake_run)
+    argv = ["run", "--profile", "mnistfc", "--output", "x.jsonl", "--instances", "*2x256*r0.05"]
+    assert main(argv) == 0
+    assert seen["instances"] == ["*2x256*r0.05"]
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "--profile", "mnistfc", "--instances", "mnistfc-9x*"])
+    assert stop.value.code == 2
+    assert "instance pattern(s) mnistfc-9x* match no instance" in capsys.readouterr().err
+
+
 def test_class_loops_and_find_adversarial_agree_on_untargeted_linf_instances():
     from benchmarks.mnistfc import format_mnistfc, mnistfc_summary
 
