@@ -166,7 +166,11 @@ def test_auto_skips_solves_when_few_neurons_are_unstable():
     lin = compute_bounds(layers, lower, upper, "linear")
     for a, b in zip(auto.lower + auto.upper, lin.lower + lin.upper, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert [n["stage"] for n in auto.notes if n["kind"] == "skipped"] == ["lp", "milp"]
+    skipped = {n["stage"]: n["reason"] for n in auto.notes if n["kind"] == "skipped"}
+    assert sorted(skipped) == ["interval", "linear", "lp", "milp"]
+    assert "auto_min_unstable=10000" in skipped["lp"]
+    # nothing tightened an earlier layer: interval and linear would redo the linear pass
+    assert "done in the linear pass already" in skipped["linear"]
     full = compute_bounds(layers, lower, upper, "auto", auto_min_unstable=0)
     assert any(row["stage"] == "lp" and row["seconds"] > 0 for row in full.report)
 

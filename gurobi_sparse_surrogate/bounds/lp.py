@@ -42,6 +42,7 @@ these stages (``"lp"``, ``"milp"``, ``"auto"``) are declared in
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -56,7 +57,15 @@ from ..verbosity import progress_note
 from .problem import BoundingProblem
 from .records import StageRecord
 
-__all__ = ["LPStage", "MILPStage", "cones_of_influence", "safe_lagrangian_bound"]
+__all__ = [
+    "LPStage",
+    "MILPStage",
+    "cones_of_influence",
+    "safe_lagrangian_bound",
+    "yield_allowance",
+]
+
+logger = logging.getLogger(__name__)
 
 _FEAS_TOL = 1e-9
 _OBJ_PAD = 1e-6
@@ -481,6 +490,45 @@ class _ConeModel:
 # --------------------------------------------------------------------------- the stages
 
 
+def yield_allowance(stabilised: int, spent: float, min_yield: float) -> float:
+    """Seconds a stage may still spend on a layer before its yield falls below ``min_yield``.
+
+    Each neuron made stable earns ``1 / min_yield`` seconds, and the next solve is credited
+    in advance with the one neuron it may make stable: the allowance is
+    ``(stabilised + 1) / min_yield - spent``. At or below zero the stage stops (even if its
+    next solve stabilised a neuron, the yield would stay under ``min_yield``); above zero it
+    bounds the next solve's time. ``min_yield=0`` never stops (infinite allowance).
+
+    Parameters
+    ----------
+    stabilised : int
+        Neurons the stage has made stable on the layer so far.
+    spent : float
+        Seconds the stage has spent on the layer so far (model building included).
+    min_yield : float
+        Neurons per second.
+
+    Returns
+    -------
+    float
+        Seconds (``math.inf`` for ``min_yield=0``).
+
+    Examples
+    --------
+    >>> yield_allowance(0, 0.0, 4.0)  # nothing spent: one neuron's credit
+    0.25
+    >>> yield_allowance(0, 0.3, 4.0) <= 0  # nothing stabilised in 0.3 s: stop
+    True
+    >>> yield_allowance(3, 0.5, 4.0)  # three neurons earned 0.75 s, the next may earn 0.25
+    0.5
+    >>> yield_allowance(0, 1e6, 0.0)
+    inf
+    """
+    if min_yield <= 0:
+        return math.inf
+    return (stabilised + 1) / min_yield - spent
+
+
 @dataclass(frozen=True)
 class _Settings:
     """A stage's settings for one pass: the options, with the recipe's defaults filled in."""
@@ -494,6 +542,7 @@ class _Settings:
     max_constraints: int
     milp_max_coefficient_range: float
     milp_max_magnitude: float
+    min_yield: float = 0.0
 
 
 @dataclass
@@ -505,6 +554,10 @@ class _LayerSolve:
     and does not cross the neuron's other proven bound. An inconsistent bound, or a MILP
     model beyond the solver's scale, means the solver's tolerances do not hold: the stage
     stops for this layer and sample, with a ``"refused"`` record.
+
+    With ``min_yield`` the solves go on only while they pay (:func:`yield_allowance`, counted
+    from ``started``: the time spent on the sample's cones and models counts); the first
+    solve always runs, with one neuron's credit as its time limit.
     """
 
     stage: LPStage
@@ -525,6 +578,7 @@ class _LayerSolve:
     env: gp.Env
     settings: _Settings
     record: StageRecord
+    started: float = field(default_factory=time.perf_counter)
     solves: int = 0
     stabilised: int = 0
 
@@ -543,6 +597,10 @@ class _LayerSolve:
                         if now >= self.deadline:
                             self._stop(groups[g:], "time budget spent; earlier bounds kept")
                             return
+                        allowance = self._allowance(now)
+                        if allowance <= 0:
+                            self._stop(groups[g:], self._low_yield(now))
+                            return
                         if model is None:
                             model = _ConeModel(
                                 self.problem,
@@ -557,7 +615,7 @@ class _LayerSolve:
                             if issue is not None:
                                 self._stop(groups[g:], f"{issue}; earlier bounds kept", "refused")
                                 return
-                        refused = self._solve(model, t, maximise, now)
+                        refused = self._solve(model, t, maximise, now, allowance)
                         if refused is not None:
                             self._stop(groups[g:], refused, "refused")
                             return
@@ -589,10 +647,28 @@ class _LayerSolve:
             self.settings.milp_max_coefficient_range, self.settings.milp_max_magnitude
         )
 
-    def _solve(self, model: _ConeModel, t: int, maximise: bool, now: float) -> str | None:
-        """One solve; tightens the bound of neuron ``t``, or says why its bound was refused."""
+    def _allowance(self, now: float) -> float:
+        """The yield allowance (:func:`yield_allowance`); the first solve always gets one
+        neuron's credit, whatever the setup cost (nothing is measured before it)."""
+        if self.solves == 0:
+            return yield_allowance(0, 0.0, self.settings.min_yield)
+        return yield_allowance(self.stabilised, now - self.started, self.settings.min_yield)
+
+    def _low_yield(self, now: float) -> str:
+        spent = now - self.started
+        return (
+            f"stopped for yield: {self.stabilised} neurons made stable in {self.solves} "
+            f"solves and {spent:.3g} s ({self.stabilised / max(spent, 1e-9):.3g} per second), "
+            f"below min_yield={self.settings.min_yield:g} per second; earlier bounds kept"
+        )
+
+    def _solve(
+        self, model: _ConeModel, t: int, maximise: bool, now: float, allowance: float = math.inf
+    ) -> str | None:
+        """One solve; tightens the bound of neuron ``t``, or says why its bound was refused.
+        It gets at most the time left of the deadline and of the yield ``allowance``."""
         layer = self.problem.layers[self.index]
-        limit = self.deadline - now
+        limit = min(self.deadline - now, allowance)
         if self.stage.integral:
             limit = min(limit, self.settings.milp_time_limit)
         weights = layer.weight[[t]][:, model.prev_idx].toarray().ravel()
@@ -643,7 +719,17 @@ class _LayerSolve:
         return bool(abandon) and self.solves >= abandon and not self.stabilised
 
     def _stop(self, groups, reason: str, kind: str = "fallback") -> None:
-        self.record.keep(self.sample, sum(len(group) for group, _ in groups), reason, kind)
+        neurons = sum(len(group) for group, _ in groups)
+        self.record.keep(self.sample, neurons, reason, kind)
+        self.record.stopped = reason
+        logger.info(
+            "%s on layer %d (sample %d): %s (%d neurons)",
+            self.stage.name,
+            self.index,
+            self.sample,
+            reason,
+            neurons,
+        )
 
 
 class LPStage:
@@ -662,6 +748,8 @@ class LPStage:
         For ``milp_max_binaries=None``.
     abandon_after : int or None
         For ``abandon_after=None`` (``None`` or 0: never).
+    min_yield : float
+        For ``min_yield=None`` (neurons made stable per second; 0: never stop for yield).
 
     Examples
     --------
@@ -684,12 +772,14 @@ class LPStage:
         default_budget: float | None = None,
         max_binaries: int = 60,
         abandon_after: int | None = None,
+        min_yield: float = 0.0,
     ):
         self.integral = integral
         self.name = "milp" if integral else "lp"
         self.default_budget = default_budget
         self.max_binaries = max_binaries
         self.abandon_after = abandon_after
+        self.min_yield = min_yield
 
     def settings(self, problem: BoundingProblem) -> _Settings:
         """The options of ``problem`` with this stage's defaults for those left at None."""
@@ -709,6 +799,7 @@ class LPStage:
             max_constraints=o.max_constraints,
             milp_max_coefficient_range=o.milp_max_coefficient_range,
             milp_max_magnitude=o.milp_max_magnitude,
+            min_yield=float(given(o.min_yield, self.min_yield)),
         )
 
     def layer_bounds(self, problem, index, lower, upper):
@@ -756,6 +847,7 @@ class LPStage:
 
     def _sample(self, problem, index, s, lo, hi, deadline, env, settings):
         """Tighten ``lo`` and ``hi`` (one sample's bounds of layer ``index``) in place."""
+        started = time.perf_counter()
         layer = problem.layers[index]
         record = problem.current_record()
         unstable = (lo < 0) & (hi > 0)
@@ -798,6 +890,7 @@ class LPStage:
             env=env,
             settings=settings,
             record=record,
+            started=started,
         ).run(groups)
 
     def _node_weights(self, problem, index, s):
@@ -888,5 +981,6 @@ class MILPStage(LPStage):
         default_budget: float | None = None,
         max_binaries: int = 60,
         abandon_after: int | None = None,
+        min_yield: float = 0.0,
     ):
-        super().__init__(True, default_budget, max_binaries, abandon_after)
+        super().__init__(True, default_budget, max_binaries, abandon_after, min_yield)

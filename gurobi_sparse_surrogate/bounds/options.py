@@ -32,6 +32,8 @@ _HINTS = {
     "budget": "time_budget",
     "max_binaries": "milp_max_binaries",
     "min_unstable": "auto_min_unstable",
+    "yield": "min_yield",
+    "auto_min_yield": "min_yield",
     "notes": "the notes are returned in NetworkBounds.notes and NetworkBounds.stages",
 }
 
@@ -70,6 +72,16 @@ class BoundOptions:
     auto_min_unstable : int
         ``"auto"`` runs its LP and MILP stages only when its linear pass leaves at least this
         many unstable ReLU neurons (over all layers and samples).
+    min_yield : float or None
+        Neurons made stable per second of solving that an LP or MILP stage must keep up on a
+        layer. Every neuron the stage has made stable on the layer earns it ``1 / min_yield``
+        seconds; the stage goes on while the time it has spent there (model building
+        included) is less than what it has earned plus the credit of the one neuron its next
+        solve may make stable, and each solve gets at most the time that is left of that
+        credit. So a stage that stabilises nothing stops after about ``1 / min_yield``
+        seconds, one that keeps paying runs on (within ``time_budget``), and the record says
+        where and why it stopped. ``None``: the method's default (``"auto"`` 4 neurons per
+        second; ``"lp"`` and ``"milp"`` 0); ``0``: never stop for yield.
     points : array_like or None
         Known inputs, ``(p, n_in)``; those inside a sample's input box (and the domain) seed
         the skip test. They change which solves run, never soundness, so they take no part
@@ -82,7 +94,7 @@ class BoundOptions:
     >>> BoundOptions.from_value({"time_limit": 2})
     Traceback (most recent call last):
     ...
-    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown bounding option 'time_limit'; did you mean 'time_budget' or 'milp_time_limit'? Valid bounding options: abandon_after, auto_min_unstable, max_constraints, max_variables, milp_max_binaries, milp_max_coefficient_range, milp_max_magnitude, milp_time_limit, points, skip_decided, time_budget.
+    gurobi_sparse_surrogate.exceptions.InvalidOptionError: unknown bounding option 'time_limit'; did you mean 'time_budget' or 'milp_time_limit'? Valid bounding options: abandon_after, auto_min_unstable, max_constraints, max_variables, milp_max_binaries, milp_max_coefficient_range, milp_max_magnitude, milp_time_limit, min_yield, points, skip_decided, time_budget.
     """
 
     time_budget: float | None = None
@@ -95,6 +107,7 @@ class BoundOptions:
     skip_decided: bool = True
     abandon_after: int | None = None
     auto_min_unstable: int = 32
+    min_yield: float | None = None
     points: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +150,9 @@ class BoundOptions:
             ),
             "auto_min_unstable": check_number(
                 "auto_min_unstable", self.auto_min_unstable, minimum=0, integer=True
+            ),
+            "min_yield": check_number(
+                "min_yield", self.min_yield, minimum=0.0, allow_none=True, allow_inf=False
             ),
             "points": _points(self.points),
         }

@@ -13,16 +13,23 @@ methods (the options that are ``None`` in
     a complete ``"lp"`` pass first, then as ``"lp"`` plus per-neuron MILPs with at most 60
     binaries; no time limit.
 ``"auto"``
-    a complete ``"linear"`` pass first, then interval and linear; then LPs (abandoned on a
-    layer after 16 solves that stabilise nothing) and MILPs (at most 20 binaries, abandoned
-    after 8), within 5 seconds, and only when that linear pass leaves at least
-    ``auto_min_unstable`` unstable neurons (:class:`WhenWorthIt`).
+    a complete ``"linear"`` pass first, then interval and linear (cheap: they always run);
+    then LPs and MILPs (at most 20 binaries) on each layer for as long as they pay: each
+    stage goes on while it makes at least ``min_yield`` (4) neurons stable per second it has
+    spent on the layer (:func:`~gurobi_sparse_surrogate.bounds.lp.yield_allowance`; a stage
+    that stabilises nothing stops after about a quarter of a second, one that keeps paying
+    runs on), within 5 seconds in all, and only when that linear pass leaves at least
+    ``auto_min_unstable`` unstable neurons (:class:`WhenWorthIt`). Where and why a stage
+    stopped is in its record (``StageRecord.stopped``), the notes and the log.
 
 A complete pass of another method is computed once per pass (:func:`pass_bounds`) and shared by
-the stages that read it.
+the stages that read it; a stage that the pass ran already on the same earlier-layer bounds is
+not run again (:class:`UnlessAsInPass`).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from .linear import LinearStage
 from .lp import LPStage, MILPStage
@@ -36,7 +43,10 @@ from .problem import (
     register_method,
 )
 
-__all__ = ["MethodPassStage", "WhenWorthIt", "pass_bounds"]
+__all__ = ["AUTO_MIN_YIELD", "MethodPassStage", "UnlessAsInPass", "WhenWorthIt", "pass_bounds"]
+
+#: ``"auto"``'s default ``min_yield``: neurons made stable per second of LP or MILP solving.
+AUTO_MIN_YIELD = 4.0
 
 
 def pass_bounds(problem: BoundingProblem, method: str) -> NetworkBounds:
@@ -90,6 +100,45 @@ class MethodPassStage:
         return float(sum(r.seconds for r in result.stages if r.layer == index))
 
 
+class UnlessAsInPass:
+    """Run ``stage`` on a layer unless a complete pass of ``method`` already did it.
+
+    A stage such as interval or linear back-substitution reads only the network, the inputs
+    and the bounds of the earlier layers. When those bounds are exactly the ones the pass of
+    ``method`` (which ran the same stage with the same options) had, the stage would compute
+    what the pass computed, and :class:`MethodPassStage` has put that into this layer's
+    bounds already: the stage is skipped, with a record saying so. Otherwise (a solver stage
+    tightened an earlier layer) it runs.
+
+    Parameters
+    ----------
+    stage : BoundingStage
+        A stage of ``method``'s recipe.
+    method : str
+        The method of the complete pass placed first (with :class:`MethodPassStage`).
+    """
+
+    def __init__(self, stage, method: str):
+        self.stage = stage
+        self.method = method
+        self.name = stage.name
+        self.supports_max_pool = getattr(stage, "supports_max_pool", False)
+
+    def layer_bounds(self, problem, index, lower, upper):
+        result = problem.state.passes.get(self.method)
+        same = result is not None and all(
+            np.array_equal(problem.lower[j], result.lower[j])
+            and np.array_equal(problem.upper[j], result.upper[j])
+            for j in range(index)
+        )
+        if same:
+            problem.current_record().skip(
+                f"done in the {self.method} pass already (same bounds of the earlier layers)"
+            )
+            return lower, upper
+        return self.stage.layer_bounds(problem, index, lower, upper)
+
+
 class WhenWorthIt:
     """Run ``stage`` only when a complete pass of ``after`` leaves enough unstable neurons.
 
@@ -128,20 +177,35 @@ class WhenWorthIt:
 
 
 register_method("linear", (IntervalStage(), LinearStage()))
-register_method("lp", (MethodPassStage("linear"), IntervalStage(), LinearStage(), LPStage()))
+register_method(
+    "lp",
+    (
+        MethodPassStage("linear"),
+        UnlessAsInPass(IntervalStage(), "linear"),
+        UnlessAsInPass(LinearStage(), "linear"),
+        LPStage(),
+    ),
+)
 register_method(
     "milp",
-    (MethodPassStage("lp"), IntervalStage(), LinearStage(), LPStage(), MILPStage()),
+    (
+        MethodPassStage("lp"),
+        UnlessAsInPass(IntervalStage(), "lp"),
+        UnlessAsInPass(LinearStage(), "lp"),
+        UnlessAsInPass(LPStage(), "lp"),
+        MILPStage(),
+    ),
 )
 register_method(
     "auto",
     (
         MethodPassStage("linear"),
-        IntervalStage(),
-        LinearStage(),
-        WhenWorthIt(LPStage(default_budget=5.0, abandon_after=16), after="linear"),
+        UnlessAsInPass(IntervalStage(), "linear"),
+        UnlessAsInPass(LinearStage(), "linear"),
+        WhenWorthIt(LPStage(default_budget=5.0, min_yield=AUTO_MIN_YIELD), after="linear"),
         WhenWorthIt(
-            MILPStage(default_budget=5.0, max_binaries=20, abandon_after=8), after="linear"
+            MILPStage(default_budget=5.0, max_binaries=20, min_yield=AUTO_MIN_YIELD),
+            after="linear",
         ),
     ),
 )

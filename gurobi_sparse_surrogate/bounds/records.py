@@ -63,6 +63,10 @@ class StageRecord:
         Solves not run because known inputs already decided them (solver stages only).
     kept : list of KeptBounds
         Neuron groups left with their earlier bounds, and why.
+    stopped : str or None
+        Why a solver stage stopped before it was done with the layer (its yield below
+        ``min_yield``, the time budget spent, ``abandon_after``, a refused bound); ``None``
+        when it finished (or did not run).
     """
 
     stage: str
@@ -75,6 +79,7 @@ class StageRecord:
     solves: int = 0
     skipped_by_points: int = 0
     kept: list[KeptBounds] = field(default_factory=list)
+    stopped: str | None = None
 
     @property
     def neurons_made_stable(self) -> int:
