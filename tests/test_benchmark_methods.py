@@ -350,3 +350,16 @@ def test_atomic_save_leaves_nothing_behind_when_the_write_fails(tmp_path):
     assert list((tmp_path / "sub").iterdir()) == []
     bm._save_atomic(target, lambda name: open(name, "w").write("whole"))
     assert target.read_text() == "whole" and [p.name for p in target.parent.iterdir()] == ["net.pt"]
+
+
+def test_cnn_instances_train_the_benchmark_cnn_and_report_its_accuracy():
+    (inst,) = _verification_instances([8], [(16,)], 1, arch="cnn", n_test=1000)
+    net, (X_tr, y_tr), (X_te, y_te), accuracy = bm.classifier(inst)
+    assert [type(m).__name__ for m in net] == [
+        "Unflatten", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear",
+    ]  # fmt: skip
+    assert net[5].out_features == 16 and X_tr.shape[1] == X_te.shape[1] == 64
+    assert len(X_te) == 1000 and len(X_tr) == 4000  # the bundled 5,000 digits, 80/20
+    predicted = forward64(net, X_te).argmax(axis=1)
+    assert accuracy == pytest.approx(float((predicted == y_te).mean()), abs=1e-6)
+    assert accuracy > 0.3  # trained: well above chance (0.1)

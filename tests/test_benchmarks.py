@@ -692,6 +692,22 @@ def test_reading_never_calls_a_faster_method_slowest():
     assert "Slowest, slower than gurobi-ml: dense (median 2.00x)" in text
 
 
+def test_reading_names_the_best_method_without_an_attack_stage():
+    v = "verification"
+    records = [_rec(v, f"i{k}", "gurobi-ml", True, 4.0) for k in range(2)]
+    records += [_rec(v, f"i{k}", "dense+attack", True, 1.0) for k in range(2)]
+    records += [_rec(v, f"i{k}", "attack", True, 0.5) for k in range(2)]
+    records += [_rec(v, f"i{k}", "dense", True, 2.0) for k in range(2)]
+    frame = load_results(records)
+    tables = {v: suite_table(frame, v), "maximization": suite_table(frame, "maximization")}
+    assert tables["maximization"].empty  # no maximization run: no paragraph for it
+    text = reading(frame, tables)
+    assert "Fastest against gurobi-ml by median time ratio: attack (median 0.12x" in text
+    # the attack alone and dense+attack have attack stages: dense is the best MILP (4 s / 2 s)
+    assert "Best without an attack stage: dense (median 0.50x, 2 wins, 0 losses)." in text
+    assert "Maximization" not in text
+
+
 def test_reading_with_no_faster_method_and_nothing_solved():
     v = "verification"
     records = [_rec(v, f"i{k}", "gurobi-ml", True, 1.0) for k in range(2)]
