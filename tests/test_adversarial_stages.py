@@ -70,15 +70,32 @@ def test_the_verdicts_cover_both_answers(digits):
     assert statuses == {"robust", "adversarial"}
 
 
-def test_relaxation_points_attack_and_stay_in_the_domain(digits):
-    """With the attack on, whatever decides is checked by torch and lies in the domain."""
+def test_relaxation_points_attack_and_stay_in_the_domain(digits, monkeypatch):
+    """With the first attack given no steps (it only evaluates the reference input), the
+    relaxation's inputs and the targeted attacks from them decide; whatever they return is
+    checked by torch and lies in the domain. (With the default attack, the first attack
+    decided every one of these instances and the relaxation stage never ran.)"""
+    from gurobi_sparse_surrogate.applications import adversarial
+
+    # a step budget only: the relaxation attacks' seconds cap is not what decides here
+    monkeypatch.setattr(adversarial, "RELAXATION_ATTACK_SECONDS", 60.0)
     net, X = digits
+    found_by = []
     for index in range(6):
         x0 = X[index]
         domain = LinfBall(x0, 0.12)
-        result = find_adversarial(net, x0, domain, target="any", time_limit=60)
+        result = find_adversarial(
+            net,
+            x0,
+            domain,
+            target="any",
+            time_limit=60,
+            attack_options={"steps": 0, "restarts": 1},
+        )
+        found_by.append(result.found_by)
         if result.status == "adversarial":
             assert domain.contains(result.x)
             assert forward64(net, result.x)[0].argmax() != result.label
         if result.x is not None:
             assert domain.contains(result.x)
+    assert "relaxation attack" in found_by, found_by
