@@ -131,13 +131,14 @@ def optimize_judging(
 
 
 def proven_bound(model: gp.Model) -> float | None:
-    """The best proven objective bound after optimize (the optimum of a solved LP)."""
-    try:
-        if model.IsMIP:
-            return float(model.ObjBound)
-        return float(model.ObjVal) if model.Status == GRB.OPTIMAL else None
-    except gp.GurobiError:
-        return None
+    """The best proven objective bound after optimize (the optimum of a solved LP).
+
+    A MIP has ``ObjBound`` after any optimize (infinite when nothing was proven, as for an
+    infeasible model or a time limit of 0); an LP that is not optimal gives None.
+    """
+    if model.IsMIP:
+        return float(model.ObjBound)
+    return float(model.ObjVal) if model.Status == GRB.OPTIMAL else None
 
 
 def check_time_limit(time_limit: Any, allow_none: bool = False) -> float | None:

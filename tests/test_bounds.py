@@ -97,6 +97,47 @@ def test_errors():
         bad.check_shapes(layers, 1)
 
 
+def test_refused_domains_and_bounds_of_the_wrong_shape_are_named():
+    from gurobi_sparse_surrogate import Box
+
+    layers = extract_layers(random_network(0, 3, (4,), 2))
+    with pytest.raises(TypeError, match="domain must be a gurobi_sparse_surrogate Domain.*list"):
+        compute_bounds(layers, np.zeros(3), np.ones(3), domain=[0.0, 1.0])
+    with pytest.raises(ShapeMismatchError, match="domain has dimension 4, the network 3 inputs"):
+        compute_bounds(layers, np.zeros(3), np.ones(3), domain=Box(np.zeros(4), np.ones(4)))
+    # the right number of layers, but layer 0 bounded for 3 neurons where it has 4
+    bad = NetworkBounds.from_arrays([np.zeros(3), np.zeros(2)], [np.ones(3), np.ones(2)])
+    with pytest.raises(
+        ShapeMismatchError, match=r"bounds of layer 0 .* shape \(1, 3\), expected \(1, 4\)"
+    ):
+        bad.check_shapes(layers, 1)
+    good = compute_bounds(layers, np.zeros(3), np.ones(3))
+    good.check_shapes(layers, 1)  # its own layers: accepted
+    with pytest.raises(ShapeMismatchError, match=r"shape \(1, 4\), expected \(2, 4\)"):
+        good.check_shapes(layers, 2)
+
+
+def test_a_problem_validates_dict_options_and_a_stage_called_alone_gets_a_record():
+    from gurobi_sparse_surrogate import InvalidOptionError
+    from gurobi_sparse_surrogate.bounds import METHODS, BoundingProblem, BoundOptions
+
+    layers = extract_layers(random_network(0, 3, (4,), 2))
+    problem = BoundingProblem(layers, np.zeros((1, 3)), np.ones((1, 3)), options={"time_budget": 2})
+    assert isinstance(problem.options, BoundOptions) and problem.options.time_budget == 2.0
+    with pytest.raises(InvalidOptionError, match="'time_limit'; did you mean 'time_budget'"):
+        BoundingProblem(layers, np.zeros((1, 3)), np.ones((1, 3)), options={"time_limit": 2})
+    # outside a pass there is no running stage: the stage annotates a detached record
+    lp = next(stage for stage in METHODS["lp"] if stage.name == "lp")
+    lower, upper = -np.ones((1, 4)), np.ones((1, 4))
+    new_lo, new_hi = lp.layer_bounds(problem, 0, lower, upper)
+    np.testing.assert_array_equal(new_lo, lower)
+    np.testing.assert_array_equal(new_hi, upper)
+    record = problem.record
+    assert (record.stage, record.layer, record.ran) == ("", -1, False)
+    assert record.skipped_reason.startswith("first layer")
+    assert problem.current_record() is record
+
+
 def test_domain_aware_first_layer_bounds_are_sound_and_tighter_than_the_box():
     from gurobi_sparse_surrogate import L1Ball
 

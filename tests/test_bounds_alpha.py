@@ -160,3 +160,39 @@ def test_unsupported_layers_are_named():
     crown = compute_bounds(layers, domain.lower, domain.upper, "interval", domain)
     with pytest.raises(UnsupportedNetworkError, match="affine layers"):
         optimise_intermediate_bounds(layers, domain, crown)
+
+
+def _three_layers():
+    torch.manual_seed(3)
+    net = nn.Sequential(
+        nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2)
+    ).double()
+    domain = LinfBall(np.full(3, 0.5), 0.4)
+    crown = compute_bounds(extract_layers(net), domain.lower, domain.upper, "linear", domain)
+    return net, domain, crown
+
+
+def test_a_time_budget_spent_before_the_first_hidden_layer_keeps_every_bound():
+    net, domain, crown = _three_layers()
+    assert ((crown.lower[1] < 0) & (crown.upper[1] > 0)).any()  # something to tighten
+    tight = optimise_intermediate_bounds(net, domain, crown, steps=5)
+    assert any((t > c).any() for t, c in zip(tight.lower, crown.lower, strict=True))
+    kept = optimise_intermediate_bounds(net, domain, crown, steps=5, time_budget=0.0)
+    assert kept.method == "linear+alpha"
+    for a, b in zip(kept.lower + kept.upper, crown.lower + crown.upper, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_empty_branch_stops_before_tightening():
+    """Fixing active a neuron whose upper bound is negative leaves no input in the branch:
+    its layer's bounds cross, and the later layers keep their bounds."""
+    net, domain, crown = _three_layers()
+    dead = np.flatnonzero(crown.upper[0][0] < 0)
+    assert dead.size  # the seed gives a neuron of layer 0 that is always inactive
+    signs = np.zeros(6)
+    signs[dead[0]] = 1.0
+    result = optimise_intermediate_bounds(net, domain, crown, steps=5, fixed={0: signs})
+    assert result.lower[0][0, dead[0]] == 0.0 > result.upper[0][0, dead[0]]
+    for k in (1, 2):
+        np.testing.assert_array_equal(result.lower[k], crown.lower[k])
+        np.testing.assert_array_equal(result.upper[k], crown.upper[k])

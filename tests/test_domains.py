@@ -357,6 +357,36 @@ def test_remove_restores_the_model(env, kind):
         np.testing.assert_array_equal(x.UB, before[3])
 
 
+def test_a_ball_of_radius_zero_fixes_the_inputs_with_bounds_alone(env):
+    # every coordinate at the centre: no budget is spent, so no row or variable is needed
+    ball = L1Ball([0.2, 0.7, 0.0], 0.0)
+    with gp.Model(env=env) as model:
+        x = model.addMVar(3, lb=-1.0, ub=1.0)
+        record = ball.add_to_model(model, x)
+        assert (record.n_vars, record.n_constrs) == (0, 0)
+        np.testing.assert_array_equal(x.LB, [0.2, 0.7, 0.0])
+        np.testing.assert_array_equal(x.UB, [0.2, 0.7, 0.0])
+    # one coordinate off the centre spends budget: the budget row is added
+    with gp.Model(env=env) as model:
+        x = model.addMVar(3, lb=[0.2, 0.9, 0.0], ub=[0.2, 0.9, 0.0])
+        assert L1Ball([0.2, 0.7, 0.0], 0.3).add_to_model(model, x).n_constrs == 1
+        model.optimize()
+        assert model.Status == gp.GRB.OPTIMAL  # |0.9 - 0.7| <= 0.3
+        x.LB = x.UB = np.array([0.2, 1.01, 0.0])  # 0.31 from the centre: the row refuses it
+        model.optimize()
+        assert model.Status == gp.GRB.INFEASIBLE
+
+
+def test_lp_rows_of_no_coordinates_and_reprs():
+    ball = L1Ball([0.5, 0.5], 0.25)
+    rows = ball.lp_rows([])
+    assert (rows.n_rows, rows.n_aux, rows.matrix.shape) == (0, 0, (0, 0))
+    assert ball.lp_rows([1]).n_rows == 3  # d >= x - c, d >= c - x, d <= r
+    assert repr(Box([0.0, 0.0], [1.0, 1.0])) == "Box(n=2)"
+    assert repr(ball) == "L1Ball(n=2, radius=0.25)"
+    assert repr(LinfBall([0.5, 0.5, 0.5], 0.1)) == "LinfBall(n=3, radius=0.1)"
+
+
 def test_add_to_model_checks_the_variables(env):
     ball = L1Ball([0.5, 0.5], 0.1)
     with gp.Model(env=env) as model:

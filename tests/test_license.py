@@ -97,3 +97,12 @@ def test_too_large_embedding_fails_before_building(model):
     # the advice works here: the max formulation without the check builds
     pc = add_sparse_predictor_constr(model, net, x, check_size=False)
     assert pc.stats["variables"] > 2000
+
+
+def test_report_message_names_constraints_alone_when_only_they_are_over():
+    report = SizeReport(1500, 2600, 300, 2400, 100, size_limited=True)
+    assert not report.fits
+    text = report.message()
+    assert text.startswith("the model would have 2600 linear constraints (limit 2000), of which")
+    assert "1500 variables" not in text and "variables (limit" not in text
+    assert text.endswith("cannot solve it.")

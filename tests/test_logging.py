@@ -150,3 +150,27 @@ def test_verbose_application_call_prints_its_lines(capfd):
     )
     err = capfd.readouterr().err
     assert "gurobi_sparse_surrogate: embedded " in err
+
+
+def test_verbose_keeps_a_users_debug_level_and_restores_it():
+    """A user who set the package logger to DEBUG keeps it inside verbose_logging (it only
+    lowers a level above INFO) and finds it unchanged afterwards; the handler is removed."""
+    import io
+
+    logger = logging.getLogger("gurobi_sparse_surrogate")
+    before, handlers = logger.level, list(logger.handlers)
+    out = io.StringIO()
+    try:
+        logger.setLevel(logging.DEBUG)
+        with verbosity.verbose_logging(stream=out):
+            assert logger.level == logging.DEBUG
+            logging.getLogger("gurobi_sparse_surrogate.demo").debug("fine detail")
+        assert logger.level == logging.DEBUG and logger.handlers == handlers
+        logger.setLevel(logging.WARNING)
+        with verbosity.verbose_logging(stream=out):
+            assert logger.level == logging.INFO
+            logging.getLogger("gurobi_sparse_surrogate.demo").debug("hidden")
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(before)
+    assert out.getvalue() == "gurobi_sparse_surrogate: fine detail\n"

@@ -4,6 +4,8 @@ every bounding method."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import gurobipy as gp
 import numpy as np
 import pytest
@@ -101,6 +103,62 @@ def test_dominated_inputs_drop_out_and_dominant_windows_are_linear():
     assert pc2.plans[0][1].count("active") == 1
 
 
+def corner_tap_pool() -> nn.Sequential:
+    """4x4 image -> 3x3 convolution reading only its top-left tap (padding 1), plus 0.25 ->
+    2x2 max pool -> identity Linear. The convolution's first row and column read only the
+    padding: they are constants (0.25) in the windows of the pool."""
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    linear = nn.Linear(4, 4)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 0, 0] = 1.0
+        conv.bias.fill_(0.25)
+        linear.weight.copy_(torch.eye(4))
+        linear.bias.zero_()
+    return nn.Sequential(nn.Unflatten(1, (1, 4, 4)), conv, nn.MaxPool2d(2), nn.Flatten(), linear)
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_windows_with_constant_members(formulation):
+    net = corner_tap_pool().eval()
+    rng = np.random.default_rng(1)
+    # all -1: the constant 0.25 is the maximum of windows 0-2, window 3 holds -0.75 only
+    for image in (np.full((1, 16), -1.0), rng.uniform(-1, 1, (1, 16))):
+        m = quiet_model()
+        m.Params.IntFeasTol = 1e-9  # outputs compared at 1e-6; big-M constants up to 2
+        x = m.addMVar((1, 16), lb=-1.0, ub=1.0)
+        pc = add_sparse_predictor_constr(m, net, x, relu_formulation=formulation, bounds="interval")
+        # candidates per window (the tied constants count once): 1+1, 1+2, 1+2 and 4 variables
+        plan = pc.plans[0][1]
+        assert plan.unstable.all() and plan.weight.nnz == 1 + 2 + 2 + 4
+        if formulation != "max":
+            assert pc.stats["binaries"] == 2 + 3 + 3 + 4
+        m.addConstr(x == image)
+        m.optimize()
+        assert m.Status == gp.GRB.OPTIMAL
+        np.testing.assert_allclose(pc.output_values, forward64(net, image), atol=1e-6)
+    np.testing.assert_allclose(forward64(net, np.full((1, 16), -1.0)), [[0.25] * 3 + [-0.75]])
+
+
+def test_big_m_pooling_refuses_a_candidate_unbounded_below():
+    """The window's bounds are finite ([0, 1]: the largest lower bound and upper bound of its
+    members), but input 1 (at most 0.5, unbounded below) still competes for the maximum and
+    its big-M would be infinite; the max formulation embeds it."""
+    from gurobi_sparse_surrogate import UnboundedInputError
+
+    net = pooled_identity(2, 2, 2)
+    m = quiet_model()
+    x = m.addMVar((1, 4), lb=[[0.0, -gp.GRB.INFINITY, 0.0, 0.0]], ub=[[1.0, 0.5, 1.0, 1.0]])
+    with pytest.raises(UnboundedInputError, match=r"max-pool formulation of layer 1 .*MaxPool2d"):
+        add_sparse_predictor_constr(m, net, x, bounds="interval")
+    pc = add_sparse_predictor_constr(m, net, x, bounds="interval", relu_formulation="max")
+    assert (pc.bounds.lower[1][0, 0], pc.bounds.upper[1][0, 0]) == (0.0, 1.0)
+    assert pc.plans[0][1].weight.nnz == 4  # every input competes
+    m.addConstr(x == np.array([[0.1, 0.5, 0.2, 0.3]]))
+    m.optimize()
+    assert pc.output_values[0, 0] == pytest.approx(0.5, abs=1e-6)
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(spec=conv_specs(max_pool=True))
 def test_announced_sizes_equal_what_is_built(spec):
@@ -130,6 +188,10 @@ def test_unknown_formulation_is_an_error():
     layer = extract_layers(pooled_identity())[1]
     with pytest.raises(ValueError, match="unknown relu_formulation 'maxx'.*bigm, max, indicator"):
         formulation_for(layer, "maxx")
+    # a layer of a kind the formulations do not know (an AvgPool, say) is named
+    odd = dataclasses.replace(layer, kind="avgpool")
+    with pytest.raises(ValueError, match=r"no formulation for layers of kind 'avgpool' \(layer 1"):
+        formulation_for(odd, "bigm")
 
 
 def _attack_points(net, n, rng, steps=30):

@@ -82,3 +82,23 @@ def test_variables_that_are_not_variables_or_have_the_wrong_shape(model):
         add_sparse_predictor_constr(model, NET, x[:2])
     with pytest.raises(ShapeMismatchError, match=r"output variables should have shape \(1, 2\)"):
         add_sparse_predictor_constr(model, NET, x, model.addMVar(3))
+
+
+def test_dataframe_of_variables_only_adds_no_fixed_variable(model):
+    x = model.addMVar((2, 3), lb=0.0, ub=1.0)
+    model.update()
+    frame = pd.DataFrame(x.tolist(), columns=["a", "b", "c"])
+    pc = add_sparse_predictor_constr(model, NET, frame)
+    model.update()
+    assert not [v for v in model.getVars() if "fixed_input" in v.VarName]  # as a constant gets
+    points = np.array([[0.1, 0.4, 0.8], [0.9, 0.3, 0.2]])
+    model.addConstr(x == points)
+    np.testing.assert_allclose(solved_outputs(model, pc), forward64(NET, points), atol=1e-6)
+
+
+def test_output_variables_of_three_dimensions_are_refused(model):
+    x = model.addMVar(3, lb=0.0, ub=1.0)
+    with pytest.raises(
+        ShapeMismatchError, match=r"output_vars must have one dimension.*\(1, 2, 1\)"
+    ):
+        add_sparse_predictor_constr(model, NET, x, model.addMVar((1, 2, 1)))

@@ -73,10 +73,6 @@ class PassState:
     deadlines: dict[int, float] = field(default_factory=dict)
     passes: dict[str, NetworkBounds] = field(default_factory=dict)
 
-    def elapsed(self) -> float:
-        """Seconds since the start of the pass."""
-        return time.perf_counter() - self.start
-
 
 @dataclass
 class BoundingProblem:

@@ -93,10 +93,9 @@ class MethodPassStage:
         return result.lower[index], result.upper[index]
 
     def layer_seconds(self, problem, index) -> float:
-        """Seconds the pass spent on layer ``index`` (the pass runs when layer 0 asks)."""
-        result = problem.state.passes.get(self.method)
-        if result is None:
-            return 0.0
+        """Seconds the pass spent on layer ``index`` (the pass runs when layer 0 asks; the
+        driver asks this after :meth:`layer_bounds`, so the pass is there)."""
+        result = problem.state.passes[self.method]
         return float(sum(r.seconds for r in result.stages if r.layer == index))
 
 

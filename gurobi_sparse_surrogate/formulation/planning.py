@@ -181,14 +181,13 @@ def _plan_max_pool(layer, lo, hi, has_var, values, in_lo, in_hi):
     An input whose upper bound is at most the largest lower bound in its window (attained by
     another input, the first such one kept) can never exceed the maximum and drops out. A
     window whose survivors are all constants is constant; one surviving variable makes it
-    linear (``active``); several make it ``unstable``.
+    linear (``active``); several make it ``unstable``. ``in_lo``/``in_hi`` are the bounds of
+    the previous layer's outputs: a max pool is never the first layer (refused at extraction).
     """
     windows = layer.windows
     n_in = layer.n_in
     valid = windows >= 0
     safe = np.where(valid, windows, 0)
-    if in_lo is None:  # max pooling never reads the network input (refused at extraction)
-        raise ValueError(f"{layer.name} has no bounds for its inputs")
     # bounds of each member: a constant member is [value, value]
     member_lo = np.where(has_var, in_lo, values)[safe]
     member_hi = np.where(has_var, in_hi, values)[safe]

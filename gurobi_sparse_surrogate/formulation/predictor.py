@@ -360,11 +360,6 @@ class SparseSequentialConstr(AbstractPredictorConstr):
             method.check_shapes(self.layers, k)
             self._check_bounds_cover_inputs(gp_model, method, domain)
             return method
-        if not isinstance(method, str):
-            raise TypeError(
-                "bounds must be the name of a bounding method or a NetworkBounds object, got "
-                f"{type(method).__name__}"
-            )
         gp_model.update()
         lower = np.asarray(self._input.LB, dtype=np.float64).reshape(k, -1)
         upper = np.asarray(self._input.UB, dtype=np.float64).reshape(k, -1)

@@ -92,7 +92,6 @@ def row_nonzeros(weight: sp.csr_array) -> np.ndarray:
 
 
 def affine_expression(plan, previous: gp.MVar):
-    """``W x + b`` of the layer's live neurons, over the previous layer's variables."""
-    if previous.size == 0:
-        return plan.offset.copy()
+    """``W x + b`` of the layer's live neurons, over the previous layer's variables (never
+    empty: a live neuron reads at least one variable, or planning makes it a constant)."""
     return plan.weight @ previous + plan.offset
