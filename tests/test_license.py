@@ -42,7 +42,14 @@ def test_license_detection_matches_a_probe_model_of_2001_variables():
 
 
 class _FakeGurobi:
-    """Stands in for gurobipy in ``license``: a licence that answers ``optimize`` as told."""
+    """Stands in for gurobipy in ``license``: a licence that answers ``optimize`` as told.
+
+    What is mocked: ``gp.Env``/``gp.Model`` as ``license_is_size_limited`` uses them, with an
+    ``optimize`` that succeeds (a full licence), raises errno 10010 (the size limit) or another
+    error (no licence). Why: the machines that run the suite have one licence each, so without
+    a stand-in only one of the three paths could ever run; the real licence is checked against
+    an independent probe in the test above.
+    """
 
     GurobiError = gp.GurobiError
 
