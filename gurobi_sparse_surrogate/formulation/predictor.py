@@ -23,7 +23,8 @@ from ..exceptions import (
     UnboundedInputError,
 )
 from ..license import check_model_size
-from ..network.extraction import Float64Network, extract_layers
+from ..network.extraction import Float64Network
+from ..network.memo import extract_layers_cached
 from ..validation import check_keys
 from ..verbosity import verbose_logging
 from .options import GUROBI_ML_KEYWORDS, EmbeddingOptions, split_options
@@ -84,7 +85,7 @@ class SparseSequentialConstr(AbstractPredictorConstr):
     ) -> None:
         self._options, passthrough = split_options(options, kwargs)
         self.predictor = predictor
-        self.layers = extract_layers(predictor)
+        self.layers = extract_layers_cached(predictor)
         self.relu_formulation = self._options.relu_formulation
         self._input_shape = self.layers[0].n_in
         self._output_shape = self.layers[-1].n_out

@@ -8,11 +8,43 @@ from __future__ import annotations
 
 import gurobipy as gp
 import numpy as np
+import scipy.sparse as sp
 from gurobipy import GRB
 
 from .strategy import LayerSize, Namer, affine_expression, finite_bounds, row_nonzeros
 
 __all__ = ["BigMReLU", "IndicatorReLU", "MaxReLU", "RELU_FORMULATION_OBJECTS", "ReLUFormulation"]
+
+
+def add_rows(
+    model: gp.Model,
+    diagonal: list[tuple[gp.MVar, np.ndarray | float]],
+    weight: sp.csr_array | None,
+    previous: gp.MVar,
+    sense: str,
+    rhs: np.ndarray,
+    name: str | None,
+) -> gp.MConstr:
+    """Rows ``sum_k c_k * v_k - W @ previous (sense) rhs``, one per row of ``weight``.
+
+    Each ``(v_k, c_k)`` of ``diagonal`` is an MVar with one variable per row and its
+    coefficients; ``weight=None`` leaves ``previous`` out. The rows are one sparse matrix
+    given to ``addMConstr``: several times faster than building the same rows through
+    matrix expressions, which matters when a model is built once per query (one model per
+    class).
+    """
+    n = diagonal[0][0].size
+    blocks = [-weight if weight is not None else sp.csr_array((n, previous.size))]
+    blocks += [sp.diags_array(np.broadcast_to(np.asarray(c, float), n)) for _, c in diagonal]
+    columns = previous.tolist() + [v for var, _ in diagonal for v in var.tolist()]
+    matrix = sp.csr_array(sp.hstack(blocks, format="csr"))
+    return model.addMConstr(
+        matrix,
+        gp.MVar.fromlist(columns),
+        sense,
+        np.broadcast_to(np.asarray(rhs, dtype=np.float64), n),
+        name=name or "",
+    )
 
 
 class ReLUFormulation:
@@ -46,6 +78,37 @@ class ReLUFormulation:
         if n == 0:
             return model.addMVar(0)
         lo, hi = plan.lower, plan.upper
+        if previous.size == 0:
+            return self._build_expressions(model, plan, previous, name)
+        if not plan.layer.relu:
+            out = model.addMVar(n, lb=finite_bounds(lo), ub=finite_bounds(hi), name=name("z"))
+            add_rows(model, [(out, 1.0)], plan.weight, previous, "=", plan.offset, name("linear"))
+            return out
+        out = model.addMVar(
+            n, lb=finite_bounds(np.maximum(lo, 0.0)), ub=finite_bounds(hi), name=name("h")
+        )
+        active = np.flatnonzero(~plan.unstable)
+        if active.size:
+            add_rows(
+                model,
+                [(out[active], 1.0)],
+                plan.weight[active],
+                previous,
+                "=",
+                plan.offset[active],
+                name("active"),
+            )
+        u = np.flatnonzero(plan.unstable)
+        if u.size:
+            self.build_unstable_rows(
+                model, out[u], plan.weight[u], plan.offset[u], previous, lo[u], hi[u], name
+            )
+        return out
+
+    def _build_expressions(self, model, plan, previous, name) -> gp.MVar:
+        """:meth:`build` through matrix expressions (a layer that reads no variable)."""
+        n = len(plan.rows)
+        lo, hi = plan.lower, plan.upper
         affine = affine_expression(plan, previous)
         if not plan.layer.relu:
             out = model.addMVar(n, lb=finite_bounds(lo), ub=finite_bounds(hi), name=name("z"))
@@ -61,6 +124,11 @@ class ReLUFormulation:
         if u.any():
             self.build_unstable(model, out[u], affine[u], lo[u], hi[u], name)
         return out
+
+    def build_unstable_rows(self, model, h, weight, offset, previous, lo, hi, name) -> None:
+        """The unstable neurons ``h`` with ``z = weight @ previous + offset``; by default
+        through :meth:`build_unstable` with the matrix expression of ``z``."""
+        self.build_unstable(model, h, weight @ previous + offset, lo, hi, name)
 
     def build_unstable(self, model, h, z_expr, lo, hi, name) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -79,6 +147,21 @@ class BigMReLU(ReLUFormulation):
         model.addConstr(h >= z_expr, name=name("relu_lower"))
         model.addConstr(h <= z_expr - lo + lo * delta, name=name("relu_upper_on"))
         model.addConstr(h <= hi * delta, name=name("relu_upper_off"))
+
+    def build_unstable_rows(self, model, h, weight, offset, previous, lo, hi, name):
+        # the same rows as build_unstable, as sparse matrices
+        delta = model.addMVar(h.size, vtype=GRB.BINARY, name=name("relu_on"))
+        add_rows(model, [(h, 1.0)], weight, previous, ">", offset, name("relu_lower"))
+        add_rows(
+            model,
+            [(h, 1.0), (delta, -lo)],
+            weight,
+            previous,
+            "<",
+            offset - lo,
+            name("relu_upper_on"),
+        )
+        add_rows(model, [(h, 1.0), (delta, -hi)], None, previous, "<", 0.0, name("relu_upper_off"))
 
 
 class MaxReLU(ReLUFormulation):
