@@ -315,3 +315,28 @@ def test_misspelled_pruning_options_are_named_at_every_boundary():
         find_adversarial(net, x0, LinfBall(x0, 0.1), surrogate=0.5, prune_options={"methd": "x"})
     with pytest.raises(InvalidOptionError, match="pruning option 'sparsity'"):
         maximize_output(net, Box(np.zeros(3), np.ones(3)), prune_options={"sparsity": 0.5})
+
+
+def test_a_module_used_at_two_places_keeps_both_and_its_neurons_die_only_if_dead_at_both():
+    """One Linear object at places 0 and 2 (shared weights). Its neuron 2 is dead on the
+    first layer's inputs, [0, 1]^3, but not on the second's: it may not be zeroed. The pruned
+    copy once lost place 2 (built from named_children(), which skips repeats), and the bound
+    criterion read the first place only: both changed what the network computes."""
+    torch.manual_seed(115)
+    shared = nn.Linear(3, 3)
+    net = nn.Sequential(shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(3, 1)).double()
+    domain = Box(np.zeros(3), np.ones(3))
+    pts = domain.sample(500, rng=0)
+    # the premise, by torch: neuron 2 is never positive at place 0, and is at place 2
+    with torch.no_grad():
+        first = shared(torch.from_numpy(pts))
+        second = shared(torch.relu(first))
+    assert (first[:, 2] <= 0).all() and (second[:, 2] > 0).any()
+    for method in ("bound", "magnitude"):
+        sparse = prune_network(
+            net, 0.0, method=method, domain=domain if method == "bound" else None
+        )
+        assert len(sparse) == len(net) and sparse[0] is sparse[2]
+        np.testing.assert_allclose(
+            network_forward(sparse, pts), network_forward(net, pts), rtol=0, atol=1e-12
+        )

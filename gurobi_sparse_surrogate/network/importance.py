@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..exceptions import InvalidOptionError, ShapeMismatchError
-from .extraction import effective_parameter, extract_layers, float64_copy
+from .extraction import _flat_modules, effective_parameter, extract_layers, float64_copy
 
 #: Criteria that need the instance's input domain.
 INSTANCE_AWARE: tuple[str, ...] = ("activation", "bound")
@@ -102,7 +102,8 @@ def bound_scores(
         One per module, shaped like its weight.
     dead : list of torch.Tensor
         One boolean vector per module: the neurons whose pre-activation upper bound over the
-        domain is at most 0 and that are followed by a ReLU (they output 0 everywhere).
+        domain is at most 0 and that are followed by a ReLU (they output 0 everywhere), at
+        every place of the network the module is used.
     """
     from ..bounds import compute_bounds
 
@@ -114,27 +115,40 @@ def bound_scores(
         method=bound_method,
         domain=domain,
     )
+    # One module object may sit at several places of the network (its weights shared): every
+    # place makes a layer named "layer i (module <place>: ...", and all of them count.
+    places: dict[int, list[str]] = {}
+    for place, flat in _flat_modules(network):
+        places.setdefault(id(flat), []).append(place)
     scores, dead = [], []
     for name, module in zip(module_names, modules, strict=True):
-        # every Linear makes a layer named "layer i (module <name>: Linear ..." (a module used
-        # twice, two: the last one's bounds are used)
-        i = max(j for j, layer in enumerate(layers) if f"(module {name}: " in layer.name)
-        if i == 0:
-            lo, hi = np.asarray(domain.lower), np.asarray(domain.upper)
-        else:
-            lo, hi = bounds.lower[i - 1][0], bounds.upper[i - 1][0]
-            if layers[i - 1].relu:
-                lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-        reach = torch.as_tensor(np.maximum(np.abs(lo), np.abs(hi)), dtype=torch.float64)
+        uses = [
+            (i, place)
+            for place in places.get(id(module), [name])
+            for i, layer in enumerate(layers)
+            if f"(module {place}: " in layer.name
+        ]
+        reach = np.zeros(layers[uses[0][0]].n_in)
+        rows_dead = np.ones(layers[uses[0][0]].n_out, dtype=bool)
+        for i, place in uses:
+            if i == 0:
+                lo, hi = np.asarray(domain.lower), np.asarray(domain.upper)
+            else:
+                lo, hi = bounds.lower[i - 1][0], bounds.upper[i - 1][0]
+                if layers[i - 1].relu:
+                    lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+            reach = np.maximum(reach, np.maximum(np.abs(lo), np.abs(hi)))
+            # Zeroing the module's rows keeps a neuron at 0 only when nothing affine follows
+            # it inside the layer: a batch norm folded after it would turn the zero into its
+            # shift. A neuron is dead only if it is at every place the module is used.
+            label = layers[i].name
+            folded_after = "module " in label[label.index(f"module {place}:") + 1 :]
+            if layers[i].relu and not folded_after:
+                rows_dead &= bounds.upper[i][0] <= 0
+            else:
+                rows_dead[:] = False
         w = effective_parameter(module, "weight").to(torch.float64).abs()
-        scores.append((w * reach.reshape(1, -1)).to(module.weight.dtype))
-        upper = torch.as_tensor(bounds.upper[i][0])
-        # Zeroing the module's rows keeps a neuron at 0 only when nothing affine follows it
-        # inside the layer: a batch norm folded after it would turn the zero into its shift.
-        label = layers[i].name
-        folded_after = "module " in label[label.index(f"module {name}:") + 1 :]
-        if layers[i].relu and not folded_after:
-            dead.append(upper <= 0)
-        else:
-            dead.append(torch.zeros_like(upper, dtype=torch.bool))
+        reach_t = torch.as_tensor(reach, dtype=torch.float64)
+        scores.append((w * reach_t.reshape(1, -1)).to(module.weight.dtype))
+        dead.append(torch.as_tensor(rows_dead))
     return scores, dead

@@ -786,7 +786,8 @@ def prune_network(
         )
 
     copied = clone_network(network)
-    sparse = SparseSequential(OrderedDict(copied.named_children()))
+    # _modules, not named_children(): a module used at several places stays at each of them
+    sparse = SparseSequential(OrderedDict(copied._modules))
     sparse.training = copied.training
     named_linears = list(_linear_modules(sparse))
     linears = [m for _, m in named_linears]
