@@ -387,6 +387,20 @@ def test_lp_rows_of_no_coordinates_and_reprs():
     assert repr(LinfBall([0.5, 0.5, 0.5], 0.1)) == "LinfBall(n=3, radius=0.1)"
 
 
+def test_within_by_hand():
+    big = L1Ball([0.5, 0.5], 0.3)
+    assert L1Ball([0.5, 0.5], 0.2).within(big) and big.within(big)
+    # the same radius about another centre: its points need not be in the big ball
+    assert not L1Ball([0.45, 0.5], 0.2).within(big)
+    # inside the big ball's box, but the box is not inside the ball (a corner is 0.4 away)
+    assert not Box([0.3, 0.3], [0.7, 0.7]).within(big)
+    assert LinfBall([0.5, 0.5], 0.1).within(Box([0.0, 0.0], [1.0, 1.0]))
+    assert not Box([0.0, 0.0], [1.0, 1.0]).within(LinfBall([0.5, 0.5], 0.1))
+    # another dimension, or not a domain at all: never within
+    assert not L1Ball([0.5, 0.5, 0.5], 0.1).within(L1Ball([0.5, 0.5], 0.3))
+    assert not big.within(np.array([[0.0, 0.0], [1.0, 1.0]]))
+
+
 def test_add_to_model_checks_the_variables(env):
     ball = L1Ball([0.5, 0.5], 0.1)
     with gp.Model(env=env) as model:
