@@ -12,7 +12,7 @@ import pytest
 import torch
 from cnn_helpers import conv_specs, make_cnn
 from conftest import forward64
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from torch import nn
 
 from gurobi_sparse_surrogate import UnsupportedNetworkError, add_sparse_predictor_constr
@@ -161,6 +161,14 @@ def test_big_m_pooling_refuses_a_candidate_unbounded_below():
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(spec=conv_specs(max_pool=True))
+@example(  # two candidates of a window with equal bounds: a zero big-M that Gurobi drops
+    spec={
+        **dict(seed=0, c_in=1, h=3, w=3, c_out=1, kernel=(1, 2), stride=(1, 1), padding=1),
+        **dict(padding_mode="zeros", dilation=1, groups=1, bias=False, batch_norm=None),
+        **dict(pool="max", pool_kernel=2, pool_stride=1, pool_padding=0, ceil_mode=False),
+        **dict(count_include_pad=False, second_conv=False, density=1.0, n_out=1),
+    }
+)
 def test_announced_sizes_equal_what_is_built(spec):
     spec = {**spec, "pool": "max"}
     net = make_cnn(**spec)

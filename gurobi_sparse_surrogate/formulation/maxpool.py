@@ -7,6 +7,8 @@ with one input is linear. The remaining windows get one of the formulations here
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gurobipy as gp
 import numpy as np
 import scipy.sparse as sp
@@ -100,9 +102,20 @@ class BigMMaxPool(MaxPoolFormulation):
             nonzeros=5 * var_candidates + 2 * constants + k,
         )
 
-    def build_unstable(self, model, plan, y, previous, name):
+    def size(self, plan) -> LayerSize:
+        """As the base class counts, less the big-M terms that are zero (a candidate whose
+        lower bound reaches every other candidate's upper bound): Gurobi stores no zeros."""
+        size = super().size(plan)
+        if plan.unstable.any():
+            zeros = int((self.big_m(plan)[3] == 0.0).sum())
+            size = replace(size, nonzeros=size.nonzeros - zeros)
+        return size
+
+    def big_m(self, plan):
+        """Per candidate (variables first, then constants): ``(rows, cols, constant,
+        big_m, const_rows, all_rows)`` with ``big_m = max(U_k - l_k, 0)``."""
         rows, cols, constant = self.candidates(plan)
-        windows = y.size
+        windows = int(plan.unstable.sum())
         lo_var = plan.candidate_lower[cols]
         hi_var = plan.candidate_upper[cols]
         const_rows = np.flatnonzero(np.isfinite(constant))
@@ -127,6 +140,11 @@ class BigMMaxPool(MaxPoolFormulation):
         second[sorted_rows[starts[ok]]] = sorted_hi[nxt[ok]]
         others_hi = np.where(all_hi >= first[all_rows], second[all_rows], first[all_rows])
         big_m = np.maximum(others_hi - all_lo, 0.0)
+        return rows, cols, constant, big_m, const_rows, all_rows
+
+    def build_unstable(self, model, plan, y, previous, name):
+        rows, cols, constant, big_m, const_rows, all_rows = self.big_m(plan)
+        windows = y.size
         k = all_rows.size
         n_var = rows.size
         d = model.addMVar(k, vtype=GRB.BINARY, name=name("pool_on"))
