@@ -117,3 +117,19 @@ def test_the_embedding_follows_changed_weights():
             expected = network(torch.full((1, 3), 0.5)).detach().numpy().ravel()
             np.testing.assert_allclose(outputs[-1].ravel(), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(outputs[0], outputs[1])
+
+
+def test_cached_layers_are_read_only():
+    """Every embedding of one network state shares the cached layers: a write to one of
+    them would change the next embedding's model. They are read-only, so it fails there."""
+    clear_layers_cache()
+    network = net()
+    layers = extract_layers_cached(network)
+    with pytest.raises(ValueError, match="read-only"):
+        layers[0].bias[0] = 5.0
+    with pytest.raises(ValueError, match="read-only"):
+        layers[1].weight.data *= 2.0
+    assert same_layers(extract_layers_cached(network), extract_layers(network))
+    # operations that sort a matrix's indices in place still work (they are sorted already)
+    assert layers[0].weight.has_sorted_indices
+    assert (layers[1].weight @ layers[0].weight).shape == (2, 3)

@@ -98,6 +98,18 @@ def network_fingerprint(network: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def _frozen(layer: Layer) -> Layer:
+    """``layer`` with read-only arrays: a caller that writes to a cached layer fails there,
+    instead of changing every later embedding of the same network. The weight's indices are
+    sorted first (scipy sorts them in place when an operation needs them sorted)."""
+    layer.weight.sum_duplicates()  # sorts the indices too
+    for array in (layer.bias, layer.weight.data, layer.weight.indices, layer.weight.indptr):
+        array.flags.writeable = False
+    if layer.windows is not None:
+        layer.windows.flags.writeable = False
+    return layer
+
+
 def extract_layers_cached(network: nn.Module) -> list[Layer]:
     """:func:`~gurobi_sparse_surrogate.network.extract_layers`, extracted once per network
     state (the last few states are kept; see the module docstring).
@@ -121,7 +133,7 @@ def extract_layers_cached(network: nn.Module) -> list[Layer]:
         if found is not None:
             _entries.move_to_end(key)
             return list(found)
-    layers = extract_layers(network)
+    layers = [_frozen(layer) for layer in extract_layers(network)]
     with _lock:
         _entries[key] = list(layers)
         _entries.move_to_end(key)
