@@ -117,3 +117,19 @@ def test_auto_decides_by_yield_and_lp_and_milp_do_not_by_default():
 def test_min_yield_is_validated(options, message):
     with pytest.raises(InvalidOptionError, match=message):
         BoundOptions.from_value(options)
+
+
+def test_milp_stage_skips_a_layer_whose_neurons_all_read_too_many_binaries():
+    # With milp_max_binaries=0, every neuron with an unstable ReLU feeding it directly is
+    # refused before its cone is computed; nothing is solved and the bounds are the LP's.
+    layers = extract_layers(random_network(*FERTILE))
+    common = {"time_budget": math.inf, "milp_max_binaries": 0}
+    milp = compute_bounds(layers, *BOX, "milp", **common)
+    lp = compute_bounds(layers, *BOX, "lp", **common)
+    records = lp_records(milp, "milp")
+    assert records and all(r.solves == 0 for r in records.values())
+    reasons = [k.reason for r in records.values() for k in r.kept]
+    assert any("in the layer before" in reason for reason in reasons)
+    for a, b in zip(milp.lower + milp.upper, lp.lower + lp.upper, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert_sound(layers, milp)

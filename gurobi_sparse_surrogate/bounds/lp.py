@@ -862,6 +862,8 @@ class LPStage:
         need_max = unstable & ~(skip & pos_seen)
         record.skipped_by_points += int(unstable.sum() * 2 - need_min.sum() - need_max.sum())
         targets = np.flatnonzero(need_min | need_max)
+        if self.integral:
+            targets = self._few_direct_binaries(problem, index, s, targets, settings)
         if targets.size == 0:
             return
         cones = cones_of_influence(problem, index, s)
@@ -892,6 +894,28 @@ class LPStage:
             record=record,
             started=started,
         ).run(groups)
+
+    def _few_direct_binaries(self, problem, index, s, targets, settings):
+        """The targets whose cone may hold at most ``max_binaries`` binaries, judged from the
+        layer before alone (its unstable ReLUs with a weight into the target are in the cone):
+        a quick test that spares the cones of a dense layer none of whose neurons fits."""
+        j = index - 1
+        previous = problem.layers[j]
+        if targets.size == 0 or not previous.relu or previous.is_maxpool:
+            return targets
+        lo, hi = problem.lower[j][s], problem.upper[j][s]
+        binary = (lo < 0) & (hi > 0) & np.isfinite(lo) & np.isfinite(hi)
+        direct = _pattern(problem.layers[index].weight[targets]) @ binary.astype(np.float64)
+        small = direct <= settings.max_binaries
+        if not small.all():
+            problem.current_record().keep(
+                s,
+                int((~small).sum()),
+                f"more than milp_max_binaries={settings.max_binaries} unstable ReLUs in the "
+                f"cone (at least {int(direct[~small].min())} in the layer before); earlier "
+                "bounds kept",
+            )
+        return targets[small]
 
     def _node_weights(self, problem, index, s):
         """Variables, constraints and binaries each cone node brings to a model, and the
