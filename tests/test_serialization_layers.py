@@ -69,3 +69,25 @@ def test_other_modules_and_subclasses_are_refused_by_name(tmp_path, module):
     net = nn.Sequential(nn.Linear(2, 2), module)
     with pytest.raises(UnsupportedNetworkError, match=type(module).__name__ + r" \(at 1\)"):
         save_network(net, tmp_path / "x.pt")
+
+
+def test_a_shared_module_and_max_pooling_indices_survive_the_round_trip(tmp_path):
+    """A Linear used at two places was described once while the state held its weights
+    under both places: the file saved, then failed to load. A max pool's return_indices
+    was dropped: the loaded network returned a tensor where the saved one returned a pair."""
+    torch.manual_seed(0)
+    shared = nn.Linear(3, 3)
+    net = nn.Sequential(shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(3, 1))
+    save_network(net, tmp_path / "shared.pt")
+    back = load_network(tmp_path / "shared.pt")
+    assert [type(m) for m in back] == [type(m) for m in net]
+    x = torch.rand(20, 3)
+    with torch.no_grad():
+        assert torch.equal(back(x), net(x))
+    pool = nn.Sequential(nn.Unflatten(1, (1, 4, 4)), nn.MaxPool2d(2, return_indices=True))
+    save_network(pool, tmp_path / "pool.pt")
+    again = load_network(tmp_path / "pool.pt")
+    assert again[1].return_indices is True
+    image = torch.rand(2, 16)
+    for got, want in zip(again(image), pool(image), strict=True):
+        assert torch.equal(got, want)

@@ -49,7 +49,7 @@ _LEAVES: dict[str, tuple[str, ...]] = {
         "count_include_pad",
         "divisor_override",
     ),
-    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "ReLU": (),
@@ -90,8 +90,12 @@ def _describe(module: nn.Module, path: str) -> dict[str, Any]:
         kind = type(module).__name__
         if kind not in _CONTAINERS:  # a subclass of Sequential behaves as Sequential
             kind = "SparseSequential" if isinstance(module, SparseSequential) else "Sequential"
+        # _modules, not named_children(): a module used at several places is described at
+        # each of them (the state_dict holds its weights under every place)
         children = [
-            [name, _describe(child, f"{path}.{name}")] for name, child in module.named_children()
+            [name, _describe(child, f"{path}.{name}")]
+            for name, child in module._modules.items()
+            if child is not None
         ]
         return {"type": kind, "children": children}
     kind = type(module).__name__
