@@ -233,8 +233,10 @@ def find_adversarial(
         The inputs to search.
     target : "runner-up", "any" or int
         ``"runner-up"``: the class with the second largest logit at ``x0`` (the paper's
-        choice); an int: that class; ``"any"``: any other class (the best wrong logit is
-        maximised in one model).
+        choice); an int: that class; ``"any"``: any other class (with ``stop_at_first`` and
+        no surrogate, one MILP per class still open, on one model, the classes the start
+        point comes closest to first; otherwise the best wrong logit is maximised in one
+        MILP).
     true_label : int, optional
         Defaults to the network's prediction at ``x0``.
     time_limit : float
@@ -251,7 +253,8 @@ def find_adversarial(
     fallback : bool
         With a surrogate: continue on the dense model after the surrogate phase.
     attack : bool
-        Run the projected-gradient attack first.
+        Run the projected-gradient attack first, and after the proofs short targeted attacks
+        from the relaxation's inputs of the classes still open.
     attack_options : dict, optional
         Options of :func:`~gurobi_sparse_surrogate.attacks.pgd_attack` (``steps``,
         ``restarts``, ``time_budget``...).
@@ -270,6 +273,11 @@ def find_adversarial(
         Show Gurobi's log and the package's own lines (bounding stages with a progress bar
         when they last, embedding sizes, swap phases; see
         :mod:`gurobi_sparse_surrogate.verbosity`).
+    proof_steps : int or None
+        Gradient steps of the objective-aware bounds
+        (:func:`~gurobi_sparse_surrogate.bounds.objective.bound_output_objective`) that try
+        to prove each class before any MILP is built (0: fixed slopes); ``None`` turns these
+        proofs, and the optimised intermediate bounds that come with them, off.
 
     Returns
     -------

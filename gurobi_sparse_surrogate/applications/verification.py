@@ -34,7 +34,6 @@ __all__ = ["VerificationResult", "verify"]
 
 log = logging.getLogger(__name__)
 
-#: Keys of ``verify(..., attack_options=...)``.
 #: Verdicts of :func:`verify` (``"error"`` is the command line's, for a run that failed).
 STATUSES = ("sat", "unsat", "unknown", "timeout")
 
