@@ -99,3 +99,29 @@ def test_relaxation_points_attack_and_stay_in_the_domain(digits, monkeypatch):
         if result.x is not None:
             assert domain.contains(result.x)
     assert "relaxation attack" in found_by, found_by
+
+
+@pytest.mark.parametrize(("index", "radius"), [(0, 0.05), (1, 0.1), (3, 0.14), (3, 0.25)])
+def test_branch_and_bound_before_the_milp_answers_as_the_exact_minimum_says(
+    digits, index, radius, monkeypatch
+):
+    """Branch and bound forced on (every class it cannot prove goes on to the MILP)."""
+    from gurobi_sparse_surrogate.applications import adversarial
+
+    monkeypatch.setattr(adversarial, "BRANCH_MIN_UNSTABLE", 0)
+    net, X = digits
+    x0 = X[index]
+    domain = LinfBall(x0, radius)
+    result = find_adversarial(net, x0, domain, target="any", time_limit=60, attack=False)
+    truth = _true_minimum_margins(net, domain, result.label)
+    others = [j for j in range(10) if j != result.label]
+    for j in result.proven_classes:  # proven by the objective bounds or by branch and bound
+        assert truth[others.index(j)] > -1e-6
+    if result.status == "adversarial":
+        assert domain.contains(result.x)
+        assert forward64(net, result.x)[0].argmax() != result.label
+        assert truth.min() < 0
+    else:
+        assert result.status == "robust"
+        assert truth.min() > -1e-4
+        assert result.bound <= truth.min() + 1e-4 * (1 + abs(truth.min()))

@@ -40,7 +40,10 @@ def test_all_classes_proven_means_robust_without_a_milp(digits):
     assert (logits[:, result.label] - others.max(axis=1) >= result.bound).all()
 
 
-def test_partly_proven_classes_leave_the_milp_and_the_answer_is_checked(digits):
+def test_partly_proven_classes_leave_the_milp_and_the_answer_is_checked(digits, monkeypatch):
+    from gurobi_sparse_surrogate.applications import adversarial
+
+    monkeypatch.setattr(adversarial, "BRANCH_MIN_UNSTABLE", 10**9)  # no branch and bound
     net, X = digits
     for index in range(8):
         x0 = X[index]
@@ -86,11 +89,28 @@ def test_a_network_that_cannot_fit_gives_unknown_with_a_reason():
     net = random_network(0, 30, (700, 700), 3)
     x0 = np.full(30, 0.5)
     domain = Box(np.zeros(30), np.ones(30))
+    # without proofs (no optimised bounds, no branch and bound) only the MILP could answer
     result = find_adversarial(
-        net, x0, domain, target="any", time_limit=30, attack=False, bounds="interval"
+        net,
+        x0,
+        domain,
+        target="any",
+        time_limit=30,
+        attack=False,
+        bounds="interval",
+        proof_steps=None,
     )
     assert result.status == "unknown"
     assert "licence" in result.reason
+    # with them, branch and bound answers where the MILP cannot be built (checked by torch)
+    result = find_adversarial(
+        net, x0, domain, target="any", time_limit=30, attack=False, bounds="interval"
+    )
+    if result.status == "adversarial":
+        assert domain.contains(result.x)
+        assert forward64(net, result.x)[0].argmax() != result.label
+    else:
+        assert result.status == "unknown" and result.reason
     maximum = maximize_output(
         net, domain, time_limit=30, bounds="interval", attack_options={"steps": 5}
     )
