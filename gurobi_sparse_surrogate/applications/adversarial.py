@@ -225,10 +225,13 @@ def find_adversarial(
 
     The paper's verification application: minimise ``logit[label] - logit[target]`` over the
     domain. An attack stage (projected gradient on the dense network) runs first; its point
-    answers at once when it is already adversarial and is otherwise a MIP start. The MILP
-    is the dense network's sparsity-aware embedding, or (with ``surrogate``) a pruned
-    surrogate whose incumbents are judged on the dense network, with fallback to the dense
-    model.
+    answers at once when it is already adversarial and is otherwise a MIP start. Then
+    objective-aware bounds try to prove each class (``proof_steps``), and on networks with
+    many unstable ReLUs branch and bound tries too
+    (:func:`~gurobi_sparse_surrogate.bounds.branching.branch_and_bound`); every input they
+    offer is checked with a torch forward pass. The MILP, for the classes left, is the dense
+    network's sparsity-aware embedding, or (with ``surrogate``) a pruned surrogate whose
+    incumbents are judged on the dense network, with fallback to the dense model.
 
     Parameters
     ----------
@@ -591,8 +594,8 @@ class _Search:
     def branch_stage(self, share: float) -> AdversarialResult | None:
         """Branch and bound on unstable ReLUs (:func:`branch_and_bound`) for each open class,
         the nearest to a proof first, within a share of the time left: proven classes leave
-        the MILP, the bounds of the others become its cuts, and a branch's input that torch
-        finds misclassified answers."""
+        the MILP (their bounds become its cuts; an open class's bound does not, tight cuts
+        made it slower), and a branch's input that torch finds misclassified answers."""
         if self.milp_bounds is None:
             return None
         open_classes = [j for j in self.candidates if j not in self.proven_bounds]
