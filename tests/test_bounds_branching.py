@@ -107,3 +107,33 @@ def test_clear_cases_need_no_branching(offset):
     result = branch_and_bound(net, domain, [1.0, -1.0], _bounds(net, domain), offset)
     assert result.nodes == 1
     assert result.status == ("proven" if offset > 0 else "counterexample")
+
+
+def test_a_counterexample_lies_in_a_domain_smaller_than_its_box():
+    """A user's domain (the box [0, 1]^4 cut by sum(x) <= 0.8): the relaxation's minimisers
+    are corners of the box, outside the domain; one of them was reported as a
+    counterexample ("an input of the domain") although the function is positive on the
+    domain. Proofs over the box still hold for the domain."""
+    import torch
+    from test_bound_options import CappedBox
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 1))
+    net = net.double()
+    with torch.no_grad():  # y = -relu(sum(x) - 0.8) + small: negative only outside the cap
+        net[0].weight.fill_(1.0)
+        net[0].bias.fill_(-0.8)
+        net[2].weight.fill_(-1.0 / 6)
+        net[2].bias.fill_(0.0)
+    domain = CappedBox(4, 0.8)
+    layers = extract_layers(net)
+    bounds = compute_bounds(layers, domain.lower, domain.upper, "linear")  # the box's bounds
+    points = domain.sample(2000, np.random.default_rng(0))
+    offset = 0.01
+    assert (forward64(net, points)[:, 0] + offset > 0).all()  # positive on the domain
+    corner = np.ones(4)
+    assert forward64(net, corner)[0, 0] + offset < 0  # negative at a corner of the box
+    result = branch_and_bound(net, domain, [1.0], bounds, offset, time_budget=1e9, max_nodes=50)
+    assert result.status != "counterexample"
+    if result.point is not None:
+        assert domain.contains(result.point)

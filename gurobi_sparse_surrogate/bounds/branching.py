@@ -52,9 +52,12 @@ class BranchResult:
         Branches bounded.
     seconds : float
     point : numpy.ndarray or None
-        The input with the smallest function value seen (a relaxation minimiser).
+        The input of the domain with the smallest function value seen (a relaxation
+        minimiser).
     value : float or None
         The function's value at :attr:`point`.
+    history : list of tuple of float
+        ``(seconds, smallest open bound)`` after the root and after every batch.
     """
 
     status: str
@@ -201,7 +204,8 @@ def branch_and_bound(
     network : torch.nn.Sequential or list of Layer
         Affine layers with optional ReLU (not modified).
     domain : Box or LinfBall
-        The inputs (an :class:`~gurobi_sparse_surrogate.L1Ball` gives ``"unknown"``).
+        The inputs (an :class:`~gurobi_sparse_surrogate.L1Ball` gives ``"unknown"``; another
+        domain is bounded over its bounding box, and only its own inputs are counterexamples).
     c : array_like
         Shape ``(n_out,)``: one linear function of the outputs.
     bounds : NetworkBounds
@@ -277,6 +281,8 @@ def _branch_and_bound(network, domain, c, bounds, offset, time_budget, batch, st
         nodes += len(sign_list)
         with torch.no_grad():
             values = (net.forward(points) @ c_t[0] + float(offset)).numpy()
+        # the minimisers are corners of the box: outside a domain smaller than its box
+        values = np.where(domain.contains(points.numpy()), values, np.inf)
         i = int(np.argmin(values))
         if values[i] < best_value:
             best_value, best_point = float(values[i]), points[i].numpy().copy()
