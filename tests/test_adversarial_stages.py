@@ -125,3 +125,37 @@ def test_branch_and_bound_before_the_milp_answers_as_the_exact_minimum_says(
         assert result.status == "robust"
         assert truth.min() > -1e-4
         assert result.bound <= truth.min() + 1e-4 * (1 + abs(truth.min()))
+
+
+def _three_linear_classes(b2: float):
+    """y = (0, -5e-5 - x, x + b2) on x in [0, 1], label 0 at x0 = 0: class 1's smallest
+    margin is 5e-5 (no adversarial input, not provable above ROBUST_TOL); class 2's is
+    -(1 + b2)."""
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Linear(1, 3)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[0.0], [-1.0], [1.0]]))
+        net[0].bias.copy_(torch.tensor([0.0, -5e-5, b2]))
+    return net
+
+
+def test_a_class_neither_adversarial_nor_provable_does_not_end_the_per_class_milps():
+    """Class 1 is solved first (no start point orders them) and ends without an answer; the
+    search stopped there with "unknown", "time limit reached" and a "proven" bound of 0,
+    while class 2 has an adversarial input (x = 1)."""
+    from gurobi_sparse_surrogate import Box
+
+    net = _three_linear_classes(-0.5)
+    domain = Box([0.0], [1.0])
+    options = {"target": "any", "attack": False, "proof_steps": None, "time_limit": 20}
+    result = find_adversarial(net, np.zeros(1), domain, **options)
+    assert result.status == "adversarial", result.summary()
+    assert domain.contains(result.x) and forward64(net, result.x)[0].argmax() != 0
+    # no adversarial input anywhere: unknown, with the reason and the bound the MILPs proved
+    net = _three_linear_classes(-1.5)
+    result = find_adversarial(net, np.zeros(1), domain, **options)
+    assert result.status == "unknown", result.summary()
+    assert result.reason.startswith("the MILP found no adversarial input"), result.reason
+    assert result.bound == pytest.approx(5e-5, abs=1e-6)  # class 1's minimum, x = 0

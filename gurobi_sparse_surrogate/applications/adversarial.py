@@ -757,18 +757,21 @@ class _Search:
         the start point comes closest to first. Each solve is far easier than the one with
         the maximum over the classes (whose relaxation is weak); the model is built once.
 
-        The merged outcome's bound is the smallest class bound, and at most ``ROBUST_TOL``
-        unless every class was proven."""
+        A class whose solve ends without an adversarial input and without a proof (its bound
+        at most ``ROBUST_TOL``) does not end the search: the next class may still have an
+        adversarial input. The merged outcome's bound is the smallest class bound when every
+        class was solved (None otherwise: an unsolved class's margin is unknown), and it is
+        ``optimal`` when every solve ended with an optimum or a proof."""
         y = problem.predictor.output[0]
         if self.start_point is not None:
             logits = self.forward(self.start_point)
             open_classes = sorted(open_classes, key=lambda j: logits[self.label] - logits[j])
         merged = Outcome()
         bounds: list[float] = []
+        finished = True
         for j in open_classes:
             left = self.time_limit - self.clock()
             if left <= 0:
-                bounds.append(-np.inf)
                 break
             problem.model.setObjective(y[self.label] - y[j], GRB.MINIMIZE)
             outcome = solve(
@@ -797,14 +800,12 @@ class _Search:
                 bound,
                 self.clock(),
             )
-            if bound <= ROBUST_TOL or outcome.interrupted:
+            finished = finished and (outcome.optimal or bound > ROBUST_TOL)
+            if outcome.interrupted:
                 break
-        if bounds:
+        if bounds and len(bounds) == len(open_classes) and np.isfinite(min(bounds)):
             merged.bound = min(bounds)
-            if len(bounds) < len(open_classes):
-                merged.bound = min(merged.bound, 0.0)
-            if not np.isfinite(merged.bound):
-                merged.bound = None
+            merged.optimal = finished
         merged.dense_stats = problem.predictor.stats
         return merged
 
@@ -842,7 +843,15 @@ class _Search:
             return self.finish(outcome.best_x, "adversarial", outcome.found_by)
         if outcome.bound is not None and outcome.bound > ROBUST_TOL:
             return self.finish(self.start_point, "robust")
-        result.reason = "interrupted" if result.interrupted else "time limit reached"
+        if result.interrupted:
+            result.reason = "interrupted"
+        elif outcome.optimal and outcome.bound is not None:
+            result.reason = (
+                f"the MILP found no adversarial input, and its proven bound {outcome.bound:.4g} "
+                f"is not above {ROBUST_TOL:g}"
+            )
+        else:
+            result.reason = "time limit reached"
         return self.undecided()
 
 
