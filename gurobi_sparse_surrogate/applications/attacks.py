@@ -18,8 +18,7 @@ L1 ball. Steps decay linearly to a tenth of that over the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -30,6 +29,7 @@ from torch import nn
 from ..domains import Domain, L1Ball
 from ..exceptions import InvalidOptionError, ShapeMismatchError
 from ..network.extraction import float64_copy
+from ..torch_threads import single_torch_thread
 from ..validation import check_keys
 
 __all__ = ["AttackResult", "MaximizeResult", "pgd_attack", "pgd_maximize"]
@@ -169,18 +169,6 @@ def _descend(
 def _l1_direction(grad: torch.Tensor, x: torch.Tensor, domain: L1Ball) -> torch.Tensor:
     """An L2-normalised descent direction for an L1 ball."""
     return grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch on one thread: a batch of a few points gains nothing from more, and on a
-    busy machine the threads' synchronisation costs ten times the arithmetic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _starts(domain: Domain, first: np.ndarray, restarts: int, seed: int) -> np.ndarray:
@@ -351,7 +339,7 @@ def pgd_attack(
             return logits[:, label] - logits[:, target_class]
         return logits[:, label] - logits[:, others].max(dim=1).values
 
-    with _single_thread():
+    with single_torch_thread():
         best_x, _, steps_run = _descend(
             margin,
             domain,
@@ -440,7 +428,7 @@ def pgd_maximize(
     def negative_output(x: torch.Tensor) -> torch.Tensor:
         return -model(x)[:, index]
 
-    with _single_thread():
+    with single_torch_thread():
         best_x, _, steps_run = _descend(
             negative_output,
             domain,

@@ -38,8 +38,9 @@ from ..domains import Box
 from ..exceptions import SparseSurrogateError
 from ..network.extraction import Float64Network, Layer
 from ..solving import Incumbent
+from ..torch_threads import single_torch_thread
 from .adversarial import MARGIN_TOL, ROBUST_TOL
-from .attacks import _check_budget, _default_step, _descend, _prepare, _single_thread, _starts
+from .attacks import _check_budget, _default_step, _descend, _prepare, _starts
 from .common import build_fitting_input_model, default_bound_options, solve
 from .vnnlib import OutputPolytope
 
@@ -174,7 +175,7 @@ def attack_polytope(
     def value(x: torch.Tensor) -> torch.Tensor:
         return (model(x) @ A.T - b).max(dim=1).values
 
-    with _single_thread():
+    with single_torch_thread():
         best_x, _, _ = _descend(
             value,
             box,

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..domains import Domain
 from ..network.extraction import Layer, extract_layers
-from .objective import _bound_output_objective, _check_layers, _single_thread
+from ..torch_threads import single_torch_thread
+from .objective import _bound_output_objective, _check_layers
 from .problem import NetworkBounds
 
 __all__ = ["optimise_intermediate_bounds"]
@@ -80,7 +81,7 @@ def optimise_intermediate_bounds(
     >>> bool(all((t >= c).all() for t, c in zip(tight.lower, crown.lower)))
     True
     """
-    with _single_thread():
+    with single_torch_thread():
         return _optimise(network, domain, bounds, steps, lr, time_budget, fixed or {})
 
 

@@ -28,7 +28,8 @@ import torch
 
 from ..domains import Domain, L1Ball
 from ..network.extraction import Layer, extract_layers
-from .objective import ROUNDING_PAD, _check_layers, _single_thread
+from ..torch_threads import single_torch_thread
+from .objective import ROUNDING_PAD, _check_layers
 from .problem import NetworkBounds
 
 __all__ = ["BranchResult", "branch_and_bound"]
@@ -240,7 +241,7 @@ def branch_and_bound(
     >>> r.status
     'proven'
     """
-    with _single_thread():
+    with single_torch_thread():
         return _branch_and_bound(
             network, domain, c, bounds, offset, time_budget, batch, steps, lr, max_nodes
         )

@@ -23,8 +23,7 @@ sound, the larger is used.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +38,7 @@ from ..exceptions import (
     UnsupportedNetworkError,
 )
 from ..network.extraction import Layer, extract_layers
+from ..torch_threads import single_torch_thread
 from .options import BoundOptions
 from .problem import NetworkBounds
 
@@ -158,18 +158,6 @@ class _Backward:
         return coef, const
 
 
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch on one thread: the tensors are small, and on a busy machine the threads'
-    synchronisation costs far more than the arithmetic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def bound_output_objective(
     network: Any,
     domain: Domain,
@@ -236,7 +224,7 @@ def bound_output_objective(
     >>> bool(result.lower[0] <= y[0] - y[1])
     True
     """
-    with _single_thread():
+    with single_torch_thread():
         return _bound_output_objective(
             network, domain, c, offset, bounds, steps, lr, bound_options, cache
         )

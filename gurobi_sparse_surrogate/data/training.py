@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..exceptions import ShapeMismatchError
+from ..torch_threads import single_torch_thread
 from .checks import _check_data, _check_hidden, _check_int
 
 
@@ -218,10 +219,8 @@ def train_classifier(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(n_steps, 1))
     loss_fn = nn.CrossEntropyLoss()
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     network.train()
-    try:
+    with single_torch_thread():
         progress = tqdm(range(epochs), desc="training", disable=not verbose, leave=False)
         for _ in progress:
             order = torch.randperm(X.shape[0], generator=generator)
@@ -239,8 +238,6 @@ def train_classifier(
             if validate:
                 postfix["val_acc"] = f"{accuracy(network, X_val, y_val):.4f}"
             progress.set_postfix(postfix)
-    finally:
-        torch.set_num_threads(threads)
     return network.eval()
 
 
