@@ -2,7 +2,7 @@
 
 Reads the coverage data that ``python -m pytest --cov ... --cov-branch`` left in ``.coverage``.
 The floors sit a little below what main reaches; the project keeps raising them (never lower one
-to make a change pass: test the new code instead). The issue's targets: 97% of lines and 93% of
+to make a change pass: test the new code instead). Issue #16 asked for at least 97% of lines and 93% of
 branches for the package, 95% / 88% for the benchmarks.
 """
 
@@ -17,8 +17,8 @@ import coverage
 
 # part -> (source directory, floor for lines %, floor for branches %)
 FLOORS = {
-    "gurobi_sparse_surrogate": ("gurobi_sparse_surrogate", 94.7, 86.8),
-    "benchmarks": ("benchmarks", 92.6, 82.7),
+    "gurobi_sparse_surrogate": ("gurobi_sparse_surrogate", 98.0, 96.5),
+    "benchmarks": ("benchmarks", 99.0, 96.0),
 }
 
 
