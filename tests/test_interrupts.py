@@ -25,8 +25,10 @@ PATIENCE = 120  # seconds the child gets to stop; the calls it makes would run f
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
-# A model that Gurobi cannot solve in minutes: a random ReLU network's output plus a hard
-# knapsack over binaries of the user's own.
+# A model that Gurobi cannot solve in minutes: a random ReLU network's output plus a market
+# split system over binaries of the user's own (Cornuejols and Dawande: 6 equality rows of
+# coefficients in [0, 100) halving their sums; branch and bound needs hours on such systems).
+# A knapsack of inequalities was used first; Gurobi came to solve it in under 2 s.
 HARD_SWAP = """
 import gurobipy as gp, numpy as np, torch
 from gurobi_sparse_surrogate import SurrogateSwap, add_sparse_predictor_constr
@@ -36,10 +38,10 @@ m = gp.Model(env=gp.Env(params={"OutputFlag": 0, "Threads": 1}))
 x = m.addMVar(6, lb=0, ub=1)
 pc = add_sparse_predictor_constr(m, net, x, bounds="interval")
 rng = np.random.default_rng(0)
-z = m.addMVar(70, vtype="B")
-a = rng.integers(10_000, 20_000, (20, 70))
-m.addConstr(a @ z <= a.sum(axis=1) // 2)
-m.setObjective(pc.output[0, 0] + rng.integers(10_000, 20_000, 70) @ z, gp.GRB.MAXIMIZE)
+z = m.addMVar(60, vtype="B")
+a = rng.integers(0, 100, (6, 60))
+m.addConstr(a @ z == a.sum(axis=1) // 2)
+m.setObjective(pc.output[0, 0] + rng.integers(1, 100, 60) @ z, gp.GRB.MAXIMIZE)
 m.update()
 before = (m.NumVars, m.NumConstrs)
 with SurrogateSwap(m, pc, surrogate=0.5) as swap:
