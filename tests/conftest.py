@@ -151,3 +151,15 @@ def forward_passes():
     yield install
     for handle in handles:
         handle.remove()
+
+
+def constant_margin_net():
+    """y0 = relu(x0) + relu(-x0) + relu(x1) + 1 and y1 = y0 - 1: Y_1 >= Y_0 never holds
+    (the VNN-LIB tests' property with a known answer)."""
+    first, second = nn.Linear(2, 3), nn.Linear(3, 2)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+        first.bias.zero_()
+        second.weight.copy_(torch.ones(2, 3))
+        second.bias.copy_(torch.tensor([1.0, 0.0]))
+    return nn.Sequential(first, nn.ReLU(), second).eval()

@@ -11,23 +11,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from conftest import constant_margin_net
 
 pytest.importorskip("onnx")
 
 from gurobi_sparse_surrogate.applications.cli import main  # noqa: E402
-
-
-def constant_margin_net():
-    """y0 = relu(x0) + relu(-x0) + relu(x1) + 1 and y1 = y0 - 1."""
-    first, second = nn.Linear(2, 3), nn.Linear(3, 2)
-    with torch.no_grad():
-        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
-        first.bias.zero_()
-        second.weight.copy_(torch.ones(2, 3))
-        second.bias.copy_(torch.tensor([1.0, 0.0]))
-    return nn.Sequential(first, nn.ReLU(), second).eval()
-
 
 HEADER = "".join(f"(declare-const X_{i} Real)\n" for i in range(2)) + (
     "(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"

@@ -4,14 +4,13 @@ the dense model cannot complete, and what a rebuilt gurobi-ml embedding owns."""
 
 from __future__ import annotations
 
-import copy
-
 import gurobipy as gp
 import numpy as np
 import pytest
 import torch
 from conftest import forward64, random_network
 from gurobi_ml import add_predictor_constr
+from test_surrogate import shifted, sizes
 
 import gurobi_sparse_surrogate.surrogate.swap as swap_module
 from gurobi_sparse_surrogate import Box, UnboundedInputError
@@ -51,19 +50,6 @@ def quiet(m: gp.Model) -> gp.Model:
     m.Params.OutputFlag = 0
     m.Params.Threads = 1
     return m
-
-
-def sizes(m: gp.Model) -> tuple[int, int, int]:
-    m.update()
-    return m.NumVars, m.NumConstrs, m.NumGenConstrs
-
-
-def shifted(net: torch.nn.Sequential, output: int, shift: float) -> torch.nn.Sequential:
-    """A surrogate that is the dense network with one output shifted (a known, wrong model)."""
-    surrogate = copy.deepcopy(net)
-    with torch.no_grad():
-        surrogate[-1].bias[output] += shift
-    return surrogate
 
 
 def names(result) -> list[str]:

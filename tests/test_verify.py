@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import forward64, needs_size_limited_licence, random_network
+from conftest import constant_margin_net, forward64, needs_size_limited_licence, random_network
 from torch import nn
 
 from gurobi_sparse_surrogate import (
@@ -273,17 +273,6 @@ def test_convolutional_networks(tmp_path):
 
 
 # --------------------------------------------------------------------------- every stage's exits
-
-
-def constant_margin_net():
-    """y0 = relu(x0) + relu(-x0) + relu(x1) + 1 and y1 = y0 - 1: Y_1 >= Y_0 never holds."""
-    first, second = nn.Linear(2, 3), nn.Linear(3, 2)
-    with torch.no_grad():
-        first.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
-        first.bias.zero_()
-        second.weight.copy_(torch.ones(2, 3))
-        second.bias.copy_(torch.tensor([1.0, 0.0]))
-    return nn.Sequential(first, nn.ReLU(), second).eval()
 
 
 #: Two unreachable polytopes in one box: Y_1 >= Y_0 (value y0 - y1 = 1) and Y_1 >= Y_0 + 5
