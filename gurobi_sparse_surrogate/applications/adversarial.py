@@ -733,23 +733,32 @@ class _Search:
             open_classes = [j for j in self.candidates if j not in self.proven_bounds]
             if surrogate is None and stop_at_first and len(open_classes) > 1:
                 return self._judge_outcome(self._solve_per_class(problem, open_classes))
-            outcome = solve(
+            outcome = self._solve_margin(
                 problem,
-                lambda x: (self.margin_at(x)[0], self.misclassified(x)),
-                sense=GRB.MINIMIZE,
-                clock=self.clock,
-                time_limit=remaining,
+                remaining,
                 surrogate=surrogate,
                 prune_options=prune_options,
                 fallback=fallback,
                 stop_at_first_valid=stop_at_first,
-                start=self.start_point,
-                # the dense model proves robustness as soon as its bound is positive
-                dense_params={"BestBdStop": 2 * ROBUST_TOL},
             )
             return self._judge_outcome(outcome)
         finally:
             problem.dispose()
+
+    def _solve_margin(self, problem: Any, time_limit: float, **options: Any) -> Outcome:
+        """Minimise the model's objective (a margin), every solution judged on the dense
+        network from the start point; the dense model stops as soon as its bound is positive
+        (robustness proven)."""
+        return solve(
+            problem,
+            lambda x: (self.margin_at(x)[0], self.misclassified(x)),
+            sense=GRB.MINIMIZE,
+            clock=self.clock,
+            time_limit=time_limit,
+            start=self.start_point,
+            dense_params={"BestBdStop": 2 * ROBUST_TOL},
+            **options,
+        )
 
     def _solve_per_class(self, problem: Any, open_classes: list[int]) -> Outcome:
         """One solve of the dense model per open class ``j`` (objective ``y_label - y_j``,
@@ -774,16 +783,7 @@ class _Search:
             if left <= 0:
                 break
             problem.model.setObjective(y[self.label] - y[j], GRB.MINIMIZE)
-            outcome = solve(
-                problem,
-                lambda x: (self.margin_at(x)[0], self.misclassified(x)),
-                sense=GRB.MINIMIZE,
-                clock=self.clock,
-                time_limit=left,
-                stop_at_first_valid=True,
-                start=self.start_point,
-                dense_params={"BestBdStop": 2 * ROBUST_TOL},
-            )
+            outcome = self._solve_margin(problem, left, stop_at_first_valid=True)
             merged.history.extend(outcome.history)
             merged.interrupted = outcome.interrupted
             if merged.first_valid is None:
